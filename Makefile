@@ -1,0 +1,54 @@
+# Two commands on a fresh machine with only Python 3.11+ and make:
+#   make run    — venv, install, migrate, demo users, web + django-q2 worker on 127.0.0.1:$(PORT)
+#   make test   — the whole suite, browser tests included
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench serve migrate browser clean messages
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	$(BIN)/python manage.py seed_demo --token
+	@echo "Serving http://127.0.0.1:$(PORT)  (web + django-q2 worker; Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(BIN)/python manage.py qcluster & \
+	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & \
+	  wait
+
+# Debian's Chromium for the browser tests (never `playwright install`).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium + CJK fonts for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	  || echo "!!! could not install chromium"; \
+	else \
+	  echo "!!!!!!!! /usr/bin/chromium missing and cannot be installed here: BROWSER TESTS WILL BE SKIPPED !!!!!!!!"; \
+	fi
+
+test: $(STAMP) browser
+	$(BIN)/pytest -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Translators' step (needs GNU gettext); the compiled .mo files are committed so
+# a fresh machine needs nothing but Python.
+messages: $(STAMP)
+	$(BIN)/python manage.py makemessages -l en --ignore=.venv --ignore=var --ignore=staticfiles
+	$(BIN)/python manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) var staticfiles

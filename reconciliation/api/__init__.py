@@ -1,0 +1,80 @@
+"""The JSON API (SPEC §8), django-ninja. Each capability has its own router
+module; this one wires authentication, the error shape and the routers."""
+
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.renderers import JSONRenderer
+
+from reconciliation.api.auth import SessionAuth, TokenAuth
+from reconciliation.errors import DomainError
+
+
+class UnicodeJSONRenderer(JSONRenderer):
+    # Chinese messages readable in curl and logs, not \uXXXX.
+    json_dumps_params = {"ensure_ascii": False}
+
+
+api = NinjaAPI(
+    renderer=UnicodeJSONRenderer(),
+    title="Kolable data-gap escalation API",
+    version="1.0",
+    description=(
+        "Tracked data requests, upload validation, reconciliation and the revenue-recognition "
+        "guard. People use their session; the PLS bot sends `Authorization: Token <key>` "
+        "(make one with `python manage.py create_api_token pls`). Errors are "
+        '`{"error": code, "detail": ...}`.'
+    ),
+    auth=[TokenAuth(), SessionAuth()],
+    openapi_url="/schema/",
+    docs_url="/docs",
+    urls_namespace="api",
+)
+
+
+def error_response(request, status: int, code: str, detail):
+    return api.create_response(request, {"error": code, "detail": detail}, status=status)
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request, exc: DomainError):
+    return error_response(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    detail = [
+        {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors
+    ]
+    return error_response(request, 422, "invalid_input", detail)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request, exc: AuthenticationError):
+    return error_response(
+        request, 401, "unauthorized", "請登入，或帶上 Authorization: Token <key>。"
+    )
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    codes = {
+        400: "bad_request",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        429: "throttled",
+    }
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    return error_response(request, 404, "not_found", "找不到這筆資料。")
+
+
+from reconciliation.api import requests as _requests  # noqa: E402
+
+api.add_router("/kolable/", _requests.router)

@@ -1,0 +1,191 @@
+from datetime import date, datetime
+from uuid import UUID
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Router, Schema
+
+from reconciliation import selectors
+from reconciliation.api.common import ErrorOut, require
+from reconciliation.models import DataRequest, Project
+from reconciliation.permissions import Action
+from reconciliation.services.requests import close_data_request, create_data_request
+
+router = Router(tags=["data requests"])
+
+
+class PersonOut(Schema):
+    username: str
+    profile_id: UUID
+    display_name: str
+
+
+class SchemaColumnOut(Schema):
+    name: str
+    required: bool
+    allow_blank: bool
+    label: str
+
+
+class PeopleSyncOut(Schema):
+    id: UUID
+    recipient: str
+    channel: str
+    kind: str
+    due_at: datetime | None
+    subject: str
+    message: str
+    status: str
+    created_at: datetime
+
+
+class UploadBriefOut(Schema):
+    id: UUID
+    original_name: str
+    size: int
+    sha256: str
+    schema_status: str
+    row_count: int
+    row_error_count: int
+    missing_fields: list
+    created_at: datetime
+
+
+class ImportBriefOut(Schema):
+    id: UUID
+    upload_id: UUID
+    status: str
+    row_count: int
+    paid_count: int
+    pending_count: int
+    refunded_count: int
+    duplicate_count: int
+    scorecard_ref: str
+    created_at: datetime
+
+
+class DataRequestOut(Schema):
+    id: UUID
+    project_id: UUID
+    project: str
+    requested_dataset: str
+    period_start: date
+    period_end: date
+    status: str
+    due_at: datetime
+    is_overdue: bool
+    created_at: datetime
+    data_owner: PersonOut
+    requested_by: PersonOut
+    required_schema: list[SchemaColumnOut]
+    missing_fields: list
+    artifact_ref: str
+    audit_note: str
+    people_sync: list[PeopleSyncOut]
+    uploads: list[UploadBriefOut]
+    imports: list[ImportBriefOut]
+
+
+class DataRequestIn(Schema):
+    project_id: UUID | None = None
+    requested_dataset: str | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    due_at: datetime | None = None
+    data_owner: str | None = None
+    audit_note: str = ""
+
+
+class CloseIn(Schema):
+    note: str = ""
+
+
+def person(profile) -> dict:
+    return {"username": profile.username, "profile_id": profile.pk, "display_name": str(profile)}
+
+
+def request_out(data_request: DataRequest) -> dict:
+    return {
+        "id": data_request.pk,
+        "project_id": data_request.project_id,
+        "project": data_request.project.name,
+        "requested_dataset": data_request.requested_dataset,
+        "period_start": data_request.period_start,
+        "period_end": data_request.period_end,
+        "status": data_request.status,
+        "due_at": timezone.localtime(data_request.due_at),
+        "is_overdue": data_request.is_overdue,
+        "created_at": data_request.created_at,
+        "data_owner": person(data_request.data_owner_profile),
+        "requested_by": person(data_request.requested_by_profile),
+        "required_schema": data_request.required_schema,
+        "missing_fields": data_request.missing_fields,
+        "artifact_ref": data_request.artifact_ref,
+        "audit_note": data_request.audit_note,
+        "people_sync": [
+            {
+                "id": n.pk,
+                "recipient": n.recipient.username,
+                "channel": n.channel,
+                "kind": n.kind,
+                "due_at": timezone.localtime(data_request.due_at),
+                "subject": n.subject,
+                "message": n.body,
+                "status": n.status,
+                "created_at": n.created_at,
+            }
+            for n in data_request.notifications.all()
+        ],
+        "uploads": list(data_request.uploads.all()),
+        "imports": list(data_request.imports.all()),
+    }
+
+
+@router.post(
+    "/data-requests",
+    response={201: DataRequestOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Create a P0 data request (Louis, PLS)",
+)
+def create_request(request, payload: DataRequestIn):
+    """Defaults: the 2026-05-12..05-21 export, data owner Wade, due 24 h from
+    now, the ten-column schema. Writes people-sync messages to Wade, Louis and
+    Huber in the same transaction."""
+    require(request, Action.CREATE_REQUEST)
+    project = get_object_or_404(Project, pk=payload.project_id) if payload.project_id else None
+    data_request = create_data_request(
+        requested_by=request.auth,
+        project=project,
+        data_owner_username=payload.data_owner,
+        requested_dataset=payload.requested_dataset,
+        period_start=payload.period_start,
+        period_end=payload.period_end,
+        due_at=payload.due_at,
+        audit_note=payload.audit_note,
+    )
+    return 201, request_out(selectors.request_detail(data_request.pk))
+
+
+@router.get("/data-requests", response={200: list[DataRequestOut], 403: ErrorOut})
+def list_requests(request, status: str | None = None):
+    require(request, Action.VIEW_DASHBOARD)
+    return [request_out(r) for r in selectors.request_list_for_api(status=status)]
+
+
+@router.get(
+    "/data-requests/{request_id}", response={200: DataRequestOut, 403: ErrorOut, 404: ErrorOut}
+)
+def get_request(request, request_id: UUID):
+    require(request, Action.VIEW_DASHBOARD)
+    return request_out(selectors.request_detail(request_id))
+
+
+@router.post(
+    "/data-requests/{request_id}/close",
+    response={200: DataRequestOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Close a data request (Louis)",
+)
+def close_request(request, request_id: UUID, payload: CloseIn):
+    require(request, Action.CLOSE_REQUEST)
+    data_request = get_object_or_404(DataRequest, pk=request_id)
+    close_data_request(data_request=data_request, closed_by=request.auth, note=payload.note)
+    return request_out(selectors.request_detail(request_id))

@@ -1,0 +1,54 @@
+from datetime import date
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from reconciliation.models import DEFAULT_DATASET
+from reconciliation.permissions import Action, can
+from reconciliation.services.requests import DEFAULT_PERIOD
+
+
+class DataRequestForm(forms.Form):
+    requested_dataset = forms.CharField(label=_("資料集"), initial=DEFAULT_DATASET, max_length=300)
+    period_start = forms.DateField(
+        label=_("期間起"),
+        initial=DEFAULT_PERIOD[0],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    period_end = forms.DateField(
+        label=_("期間迄"),
+        initial=DEFAULT_PERIOD[1],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    data_owner = forms.ChoiceField(label=_("資料負責人"))
+    due_in_hours = forms.IntegerField(
+        label=_("幾小時內交檔"), initial=24, min_value=1, max_value=24 * 14
+    )
+    audit_note = forms.CharField(
+        label=_("決策備註"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, default_owner: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        owners = [
+            u
+            for u in get_user_model().objects.filter(is_active=True).order_by("username")
+            if can(u, Action.UPLOAD_EXPORT) and not u.groups.filter(name="pls").exists()
+        ]
+        self.fields["data_owner"].choices = [
+            (u.username, u.get_full_name() or u.username) for u in owners
+        ]
+        if default_owner:
+            self.fields["data_owner"].initial = default_owner
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("period_start"), cleaned.get("period_end")
+        if isinstance(start, date) and isinstance(end, date) and end < start:
+            self.add_error("period_end", _("期間迄日早於起日。"))
+        return cleaned
+
+
+class CloseRequestForm(forms.Form):
+    note = forms.CharField(label=_("結案備註"), required=False, max_length=1000)

@@ -1,0 +1,132 @@
+"""Data requests (seed test A): create and close."""
+
+from datetime import date, datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from reconciliation import schema
+from reconciliation.errors import Conflict, InvalidInput
+from reconciliation.models import DEFAULT_DATASET, AuditEvent, DataRequest, Profile, Project
+from reconciliation.permissions import Action, can
+from reconciliation.services.audit import record_audit
+from reconciliation.services.notify import sync_request_created, taipei
+from reconciliation.services.profiles import profile_for
+
+DEFAULT_PERIOD = (date(2026, 5, 12), date(2026, 5, 21))
+REQUEST_TTL = timedelta(hours=24)
+
+
+def default_project() -> Project:
+    project = Project.objects.order_by("created_at").first()
+    if project is None:
+        raise InvalidInput("no_project", "尚未建立專案；請先執行 `python manage.py seed_demo`。")
+    return project
+
+
+def resolve_data_owner(project: Project, username: str | None) -> Profile:
+    """The named user, else the project's data owner (Wade). The owner must be
+    someone who may upload, or the request could never be met."""
+    if not username:
+        if project.data_owner_profile is None:
+            raise InvalidInput("unknown_data_owner", "專案沒有設定資料負責人，請指定 data_owner。")
+        return project.data_owner_profile
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise InvalidInput("unknown_data_owner", f"找不到使用者 {username!r}。")
+    if not can(user, Action.UPLOAD_EXPORT):
+        raise InvalidInput(
+            "unknown_data_owner", f"{username} 沒有上傳匯出檔的權限，不能當資料負責人。"
+        )
+    return profile_for(user)
+
+
+def create_data_request(
+    *,
+    requested_by,
+    project: Project | None = None,
+    data_owner_username: str | None = None,
+    requested_dataset: str | None = None,
+    period_start: date | None = None,
+    period_end: date | None = None,
+    due_at: datetime | None = None,
+    audit_note: str = "",
+) -> DataRequest:
+    """Create a P0 data request and, in the same transaction, its audit event
+    and the people-sync notifications."""
+    now = timezone.now()
+    project = project or default_project()
+    owner = resolve_data_owner(project, data_owner_username)
+    period_start = period_start or DEFAULT_PERIOD[0]
+    period_end = period_end or DEFAULT_PERIOD[1]
+    if period_end < period_start:
+        raise InvalidInput("invalid_period", "期間迄日早於起日。")
+    due_at = due_at or now + REQUEST_TTL
+    if timezone.is_naive(due_at):
+        due_at = timezone.make_aware(due_at)
+    if due_at <= now:
+        raise InvalidInput("due_in_past", f"到期時間 {taipei(due_at)} 已經過去。")
+    requester = profile_for(requested_by)
+    try:
+        with transaction.atomic():
+            data_request = DataRequest.objects.create(
+                project=project,
+                requested_dataset=(requested_dataset or DEFAULT_DATASET).strip(),
+                period_start=period_start,
+                period_end=period_end,
+                data_owner_profile=owner,
+                requested_by_profile=requester,
+                due_at=due_at,
+                required_schema=schema.as_api(),
+                audit_note=audit_note,
+            )
+            record_audit(
+                verb=AuditEvent.Verb.REQUEST_CREATED,
+                actor=requester,
+                data_request=data_request,
+                message=f"{requester} 建立資料請求，{owner} 須於 {taipei(due_at)} 前交檔。",
+                due_at=due_at.isoformat(),
+                data_owner=owner.username,
+            )
+            sync_request_created(data_request)
+    except IntegrityError as exc:
+        existing = (
+            DataRequest.objects.filter(
+                project=project, requested_dataset=(requested_dataset or DEFAULT_DATASET).strip()
+            )
+            .exclude(status=DataRequest.Status.CLOSED)
+            .first()
+        )
+        if existing is None:
+            raise
+        raise Conflict(
+            "request_exists",
+            {"message": "這個專案與資料集已有未結案的請求。", "data_request_id": str(existing.pk)},
+        ) from exc
+    return data_request
+
+
+def close_data_request(*, data_request: DataRequest, closed_by, note: str = "") -> DataRequest:
+    actor = profile_for(closed_by)
+    with transaction.atomic():
+        changed = (
+            DataRequest.objects.filter(pk=data_request.pk)
+            .exclude(status=DataRequest.Status.CLOSED)
+            .update(
+                status=DataRequest.Status.CLOSED,
+                closed_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+        )
+        if not changed:
+            raise Conflict("already_closed", "這個請求已經結案。")
+        record_audit(
+            verb=AuditEvent.Verb.REQUEST_CLOSED,
+            actor=actor,
+            data_request=data_request,
+            message=f"{actor} 結案。" + (f" 備註：{note}" if note else ""),
+            note=note,
+        )
+    data_request.refresh_from_db()
+    return data_request

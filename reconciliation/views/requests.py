@@ -1,0 +1,126 @@
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from reconciliation.errors import DomainError
+from reconciliation.forms import CloseRequestForm, DataRequestForm
+from reconciliation.models import AuditEvent, DataRequest
+from reconciliation.permissions import Action
+from reconciliation.selectors import board_requests, request_detail
+from reconciliation.selectors.requests import status_counts
+from reconciliation.services.requests import (
+    close_data_request,
+    create_data_request,
+    default_project,
+)
+from reconciliation.services.template_files import template_csv, template_xlsx
+from reconciliation.views.common import permission_required
+
+
+@permission_required(Action.VIEW_DASHBOARD)
+def board(request):
+    status = request.GET.get("status") or None
+    if status and status not in DataRequest.Status.values:
+        status = None
+    counts = status_counts()
+    return render(
+        request,
+        "reconciliation/board.html",
+        {
+            "requests": board_requests(status=status)[:200],
+            "status": status,
+            "status_chips": [
+                (v, label, counts.get(v, 0)) for v, label in DataRequest.Status.choices
+            ],
+            "now": timezone.now(),
+        },
+    )
+
+
+@permission_required(Action.CREATE_REQUEST)
+def request_create(request):
+    try:
+        project = default_project()
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("board")
+    default_owner = project.data_owner_profile.username if project.data_owner_profile else None
+    form = DataRequestForm(request.POST or None, default_owner=default_owner)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            data_request = create_data_request(
+                requested_by=request.user,
+                project=project,
+                data_owner_username=data["data_owner"],
+                requested_dataset=data["requested_dataset"],
+                period_start=data["period_start"],
+                period_end=data["period_end"],
+                due_at=timezone.now() + timedelta(hours=data["due_in_hours"]),
+                audit_note=data["audit_note"],
+            )
+        except DomainError as exc:
+            detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
+            form.add_error(None, detail)
+        else:
+            messages.success(request, _("已建立 P0 資料請求，已通知 Wade、Louis、Huber。"))
+            return redirect("request-detail", pk=data_request.pk)
+    return render(request, "reconciliation/request_form.html", {"form": form, "project": project})
+
+
+@permission_required(Action.VIEW_DASHBOARD)
+def request_view(request, pk):
+    data_request = request_detail(pk)
+    events = (
+        AuditEvent.objects.filter(data_request=data_request)
+        .select_related("actor__user")
+        .order_by("created_at", "id")
+    )
+    return render(
+        request,
+        "reconciliation/request_detail.html",
+        {
+            "req": data_request,
+            "events": events,
+            "notifications": data_request.notifications.all(),
+            "uploads": data_request.uploads.all(),
+            "imports": data_request.imports.all(),
+            "close_form": CloseRequestForm(),
+            "now": timezone.now(),
+        },
+    )
+
+
+@require_POST
+@permission_required(Action.CLOSE_REQUEST)
+def request_close(request, pk):
+    data_request = get_object_or_404(DataRequest, pk=pk)
+    form = CloseRequestForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        close_data_request(data_request=data_request, closed_by=request.user, note=note)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("已結案。"))
+    return redirect("request-detail", pk=pk)
+
+
+@permission_required(Action.VIEW_DASHBOARD)
+def template_download(request, fmt):
+    if fmt == "xlsx":
+        response = HttpResponse(
+            template_xlsx(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    elif fmt == "csv":
+        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+    else:
+        raise Http404
+    response["Content-Disposition"] = f'attachment; filename="kolable-orders-template.{fmt}"'
+    return response

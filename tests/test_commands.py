@@ -1,0 +1,36 @@
+import io
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from reconciliation.api.auth import hash_token
+from reconciliation.models import ApiToken, DataRequest, Project, ReconciliationImport, Upload
+
+
+def test_seed_demo_is_idempotent_and_starts_where_the_seed_does(db, monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    first = io.StringIO()
+    call_command("seed_demo", stdout=first)
+    assert "louis" in first.getvalue() and "generated" in first.getvalue()
+    second = io.StringIO()
+    call_command("seed_demo", stdout=second)
+    assert "already exist" in second.getvalue()
+    assert Project.objects.count() == 1
+    assert (
+        get_user_model().objects.filter(username__in=["louis", "wade", "huber", "pls"]).count() == 4
+    )
+    assert not DataRequest.objects.exists()
+    assert not Upload.objects.exists()
+    assert not ReconciliationImport.objects.exists()
+    project = Project.objects.get()
+    assert project.data_owner_profile.username == "wade"
+
+
+def test_create_api_token_prints_key_last_and_stores_only_its_hash(seeded):
+    out = io.StringIO()
+    call_command("create_api_token", "pls", stdout=out, stderr=io.StringIO())
+    key = out.getvalue().strip().splitlines()[-1]
+    assert key.startswith("kol_") and len(key) > 30
+    token = ApiToken.objects.get()
+    assert token.key_hash == hash_token(key)
+    assert key not in (token.key_hash, token.prefix)
