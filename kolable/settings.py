@@ -73,6 +73,8 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite by default, PostgreSQL through DATABASE_URL -------------
+# Lets two test runs on one machine use separate test databases.
+TEST_DB_SUFFIX = env("KOLABLE_TEST_DB_SUFFIX", default="")
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -89,8 +91,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # A file, not :memory:, so the live server, a qcluster subprocess and the
     # test process all see the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db{TEST_DB_SUFFIX}.sqlite3")}
 else:
+    if TEST_DB_SUFFIX:
+        DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{TEST_DB_SUFFIX}"}
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 

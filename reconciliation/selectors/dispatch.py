@@ -1,0 +1,170 @@
+"""What PLS should do next (seed test B), derived from the recorded state.
+
+The decision table is the seed's "PLS 下一步自動化規則":
+
+    rule            condition                          job
+    no_file         no CSV/XLSX yet                    data_request (no open request) /
+                                                       people_sync (open or escalated request)
+    schema_errors   a file arrived with schema errors  people_sync to Wade with the missing fields
+    has_data        paid/refunded/pending data         reconciliation_import (not yet imported) /
+                                                       none (imported: run the scorecard, wait for Louis)
+    has_repo        a verified repo/API recorded       repo_change
+
+`project_runner` only when no reconciliation pack exists at all and nothing
+else applies: a previous pack plus no new data never yields another pack.
+Every answer carries evidence: uploaded data, a verified target_repo_url, or
+an explicit blocker.
+"""
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from reconciliation.models import (
+    ArtifactClaim,
+    DataRequest,
+    DispatchDecision,
+    Project,
+    ReconciliationImport,
+    Upload,
+)
+
+JobType = DispatchDecision.JobType
+
+
+class Rule:
+    NO_FILE = "no_file"
+    SCHEMA_ERRORS = "schema_errors"
+    HAS_DATA = "has_data"
+    HAS_REPO = "has_repo"
+    NO_PACK = "no_pack"
+
+
+@dataclass
+class NextJob:
+    job_type: str
+    rule: str
+    reason: str
+    evidence: dict = field(default_factory=dict)
+    data_request: DataRequest | None = None
+
+
+def _blocker(data_request: DataRequest, now) -> dict:
+    overdue_seconds = max(0, int((now - data_request.due_at).total_seconds()))
+    return {
+        "kind": "blocker",
+        "data_request_id": str(data_request.pk),
+        "status": data_request.status,
+        "owner": data_request.data_owner_profile.username,
+        "due_at": timezone.localtime(data_request.due_at).isoformat(),
+        "overdue_by_seconds": overdue_seconds,
+        "missing_fields": data_request.missing_fields,
+    }
+
+
+def _upload_evidence(upload: Upload) -> dict:
+    return {
+        "kind": "uploaded_data",
+        "upload_id": str(upload.pk),
+        "sha256": upload.sha256,
+        "data_request_id": str(upload.data_request_id),
+        "schema_status": upload.schema_status,
+        "row_count": upload.row_count,
+    }
+
+
+def verified_repository(project: Project) -> ArtifactClaim | None:
+    return (
+        ArtifactClaim.objects.filter(
+            project=project, kind=ArtifactClaim.Kind.REPOSITORY, status=ArtifactClaim.Status.VERIFIED
+        )
+        .order_by("-checked_at")
+        .first()
+    )
+
+
+def next_job(project: Project, *, now=None) -> NextJob:
+    now = now or timezone.now()
+    repository = verified_repository(project)
+    if repository is not None:
+        return NextJob(
+            JobType.REPO_CHANGE,
+            Rule.HAS_REPO,
+            "已有驗證過的 Kolable repo/API：派 repo_change 實作 import endpoint。",
+            {
+                "kind": "target_repo",
+                "target_repo_url": repository.url,
+                "verified_at": repository.checked_at.isoformat(),
+                "http_status": repository.http_status,
+            },
+        )
+
+    active = (
+        DataRequest.objects.filter(project=project)
+        .exclude(status=DataRequest.Status.CLOSED)
+        .select_related("data_owner_profile__user")
+        .order_by("-created_at")
+        .first()
+    )
+    if active is not None:
+        latest_upload = active.uploads.order_by("-created_at").first()
+        accepted = (
+            active.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED).order_by("-created_at").first()
+        )
+        if accepted is not None:
+            imported = ReconciliationImport.objects.filter(upload=accepted).first()
+            if imported is None:
+                return NextJob(
+                    JobType.RECONCILIATION_IMPORT,
+                    Rule.HAS_DATA,
+                    "已有通過驗證的檔案但尚未對帳：跑 reconciliation import。",
+                    _upload_evidence(accepted),
+                    active,
+                )
+            return NextJob(
+                JobType.NONE,
+                Rule.HAS_DATA,
+                "已完成對帳，等 Louis 決定營收認列；不需要再派工作。",
+                {**_upload_evidence(accepted), "import_id": str(imported.pk), "import_status": imported.status},
+                active,
+            )
+        if latest_upload is not None and latest_upload.schema_status == Upload.SchemaStatus.SCHEMA_FAILED:
+            return NextJob(
+                JobType.PEOPLE_SYNC,
+                Rule.SCHEMA_ERRORS,
+                "檔案欄位不符：回傳 row/schema error 與缺少欄位給 Wade，不得猜欄位或補假資料。",
+                {**_blocker(active, now), "upload": _upload_evidence(latest_upload)},
+                active,
+            )
+        escalated = active.status == DataRequest.Status.ESCALATED or active.due_at < now
+        return NextJob(
+            JobType.PEOPLE_SYNC,
+            Rule.NO_FILE,
+            (
+                "資料請求已逾期：提醒 Wade 交檔，送 Louis blocker card（暫停認列或延期）。"
+                if escalated
+                else "資料請求進行中、尚無新檔：提醒 Wade 於期限前交檔，不得再產 generic strategy pack。"
+            ),
+            _blocker(active, now),
+            active,
+        )
+
+    if project.previous_pack_ref or DataRequest.objects.filter(project=project).exists():
+        return NextJob(
+            JobType.DATA_REQUEST,
+            Rule.NO_FILE,
+            "已有上一輪對帳成果但沒有新資料：建立 Wade P0 data request（24h），通知 Louis；不得再產 generic strategy pack。",
+            {
+                "kind": "blocker",
+                "blocker": "no order/payment export and no open data request",
+                "previous_pack_ref": project.previous_pack_ref,
+            },
+        )
+    # Nothing recorded at all — not even a previous pack. Still no pack without
+    # a reason: the evidence says why a project_runner is allowed.
+    return NextJob(
+        JobType.PROJECT_RUNNER,
+        Rule.NO_PACK,
+        "尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。",
+        {"kind": "blocker", "blocker": "no reconciliation pack recorded for this project"},
+    )
