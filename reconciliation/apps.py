@@ -6,3 +6,6 @@ class ReconciliationConfig(AppConfig):
     name = "reconciliation"
     verbose_name = _("Kolable 資料缺口")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from reconciliation import signals  # noqa: F401 - connects the receivers
