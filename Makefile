@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
+WEB_CONCURRENCY ?= 2
+BIND ?= 127.0.0.1:$(PORT)
+
 .PHONY: run test lint bench serve migrate browser clean messages
 
 $(STAMP): pyproject.toml
@@ -24,6 +27,23 @@ run: migrate
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python manage.py qcluster & \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & \
+	  wait
+
+# The production shape: gunicorn + whitenoise and a django-q2 cluster
+# ($$QCLUSTER_WORKERS workers) against DATABASE_URL (PostgreSQL) and REDIS_URL.
+# `preflight` refuses DEBUG, the default SECRET_KEY and SQLite (unless ALLOW_SQLITE=1).
+serve: $(STAMP)
+	$(BIN)/python manage.py preflight
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_schedules
+	@echo "Serving on http://$(BIND) with $(WEB_CONCURRENCY) gunicorn workers + django-q2 (Ctrl-C stops all)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(BIN)/python manage.py qcluster & \
+	  $(BIN)/gunicorn kolable.wsgi --workers $(WEB_CONCURRENCY) --bind $(BIND) \
+	    --timeout 900 --graceful-timeout 30 --max-requests 2000 --max-requests-jitter 200 \
+	    --access-logfile - & \
 	  wait
 
 # Debian's Chromium for the browser tests (never `playwright install`).

@@ -34,3 +34,25 @@ def test_create_api_token_prints_key_last_and_stores_only_its_hash(seeded):
     token = ApiToken.objects.get()
     assert token.key_hash == hash_token(key)
     assert key not in (token.key_hash, token.prefix)
+
+
+def test_preflight_refuses_development_settings(settings, monkeypatch):
+    import pytest
+    from django.core.management.base import CommandError
+
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match="DEBUG is on") as refused:
+        call_command("preflight", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "SECRET_KEY" in str(refused.value)
+
+    settings.DEBUG = False
+    settings.SECRET_KEY = "k" * 64
+    settings.DATABASES = {**settings.DATABASES}
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        monkeypatch.delenv("ALLOW_SQLITE", raising=False)
+        with pytest.raises(CommandError, match="SQLite"):
+            call_command("preflight", stdout=io.StringIO(), stderr=io.StringIO())
+        monkeypatch.setenv("ALLOW_SQLITE", "1")
+    out = io.StringIO()
+    call_command("preflight", stdout=out, stderr=io.StringIO())
+    assert "preflight ok" in out.getvalue()

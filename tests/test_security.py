@@ -19,7 +19,9 @@ def test_failed_logins_are_audited_and_throttled(client, louis, settings):
 
 
 def test_correct_login_works_and_resets(client, louis):
-    response = client.post("/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"})
+    response = client.post(
+        "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}
+    )
     assert response.status_code == 302
     assert response["Location"] == "/"
 
