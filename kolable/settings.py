@@ -216,6 +216,8 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env.float("QCLUSTER_POLL", default=1.0)
 
+HEARTBEAT_MAX_AGE_SECONDS = env.int("HEARTBEAT_MAX_AGE_SECONDS", default=180)
+
 # --- Outside channels and claims ---------------------------------------------
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reconciliation.views import inbox, requests
+from reconciliation.views import health, inbox, requests
 
 urlpatterns = [
     path("", requests.board, name="board"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("inbox/", inbox.inbox, name="inbox"),
     path("inbox/read/", inbox.inbox_mark_read, name="inbox-read-all"),
     path("inbox/<uuid:pk>/read/", inbox.inbox_mark_read, name="inbox-read"),
+    path("healthz", health.healthz, name="healthz"),
 ]
