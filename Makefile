@@ -23,6 +23,7 @@ migrate: $(STAMP)
 
 run: migrate
 	$(BIN)/python manage.py seed_demo --token
+	$(BIN)/python manage.py setup_schedules
 	@echo "Serving http://127.0.0.1:$(PORT)  (web + django-q2 worker; Ctrl-C stops both)"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python manage.py qcluster & \

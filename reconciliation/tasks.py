@@ -15,3 +15,18 @@ def heartbeat():
     from django.utils import timezone
 
     return timezone.now().isoformat()
+
+
+def escalate_overdue_requests():
+    """Every minute (`setup_schedules`): escalate overdue requests and send the
+    daily reminders. Safe to run twice or on several workers at once."""
+    from reconciliation.services.escalation import escalate_overdue_requests as sweep
+
+    return sweep().as_dict()
+
+
+def deliver_notifications():
+    """Every minute (`setup_schedules`): send queued people-sync messages."""
+    from reconciliation.services.delivery import deliver_due_notifications
+
+    return deliver_due_notifications().as_dict()

@@ -78,3 +78,11 @@ def on_not_found(request, exc):
 from reconciliation.api import requests as _requests  # noqa: E402
 
 api.add_router("/kolable/", _requests.router)
+
+from reconciliation.api import pls as _pls  # noqa: E402
+
+api.add_router("/kolable/", _pls.router)
+
+from reconciliation.api import evidence as _evidence  # noqa: E402
+
+api.add_router("/kolable/", _evidence.router)

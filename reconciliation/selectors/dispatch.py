@@ -76,17 +76,45 @@ def _upload_evidence(upload: Upload) -> dict:
 def verified_repository(project: Project) -> ArtifactClaim | None:
     return (
         ArtifactClaim.objects.filter(
-            project=project, kind=ArtifactClaim.Kind.REPOSITORY, status=ArtifactClaim.Status.VERIFIED
+            project=project,
+            kind=ArtifactClaim.Kind.REPOSITORY,
+            status=ArtifactClaim.Status.VERIFIED,
         )
         .order_by("-checked_at")
         .first()
     )
 
 
+def repo_change_delivered(project: Project, repository: ArtifactClaim) -> ArtifactClaim | None:
+    """A verified PR checked after the repository was recorded: the
+    repo_change has produced its artifact, and sending PLS to do it again
+    would be the repeated-pack failure of the seed in another form."""
+    return (
+        ArtifactClaim.objects.filter(
+            project=project,
+            kind=ArtifactClaim.Kind.GITHUB_PR,
+            status=ArtifactClaim.Status.VERIFIED,
+            checked_at__gte=repository.checked_at,
+        )
+        .order_by("-checked_at")
+        .first()
+    )
+
+
+def _people_sync(data_request: DataRequest, *, escalated: bool) -> dict:
+    """Who PLS's people_sync job is for: the owner always, and Louis a
+    blocker card once the request is overdue."""
+    louis = data_request.project.owner_profile or data_request.requested_by_profile
+    return {
+        "remind": data_request.data_owner_profile.username,
+        "blocker_card_to": louis.username if escalated and louis else None,
+    }
+
+
 def next_job(project: Project, *, now=None) -> NextJob:
     now = now or timezone.now()
     repository = verified_repository(project)
-    if repository is not None:
+    if repository is not None and repo_change_delivered(project, repository) is None:
         return NextJob(
             JobType.REPO_CHANGE,
             Rule.HAS_REPO,
@@ -102,14 +130,20 @@ def next_job(project: Project, *, now=None) -> NextJob:
     active = (
         DataRequest.objects.filter(project=project)
         .exclude(status=DataRequest.Status.CLOSED)
-        .select_related("data_owner_profile__user")
+        .select_related(
+            "data_owner_profile__user",
+            "requested_by_profile__user",
+            "project__owner_profile__user",
+        )
         .order_by("-created_at")
         .first()
     )
     if active is not None:
         latest_upload = active.uploads.order_by("-created_at").first()
         accepted = (
-            active.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED).order_by("-created_at").first()
+            active.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED)
+            .order_by("-created_at")
+            .first()
         )
         if accepted is not None:
             imported = ReconciliationImport.objects.filter(upload=accepted).first()
@@ -125,15 +159,26 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 JobType.NONE,
                 Rule.HAS_DATA,
                 "已完成對帳，等 Louis 決定營收認列；不需要再派工作。",
-                {**_upload_evidence(accepted), "import_id": str(imported.pk), "import_status": imported.status},
+                {
+                    **_upload_evidence(accepted),
+                    "import_id": str(imported.pk),
+                    "import_status": imported.status,
+                },
                 active,
             )
-        if latest_upload is not None and latest_upload.schema_status == Upload.SchemaStatus.SCHEMA_FAILED:
+        if (
+            latest_upload is not None
+            and latest_upload.schema_status == Upload.SchemaStatus.SCHEMA_FAILED
+        ):
             return NextJob(
                 JobType.PEOPLE_SYNC,
                 Rule.SCHEMA_ERRORS,
                 "檔案欄位不符：回傳 row/schema error 與缺少欄位給 Wade，不得猜欄位或補假資料。",
-                {**_blocker(active, now), "upload": _upload_evidence(latest_upload)},
+                {
+                    **_blocker(active, now),
+                    "upload": _upload_evidence(latest_upload),
+                    "people_sync": _people_sync(active, escalated=False),
+                },
                 active,
             )
         escalated = active.status == DataRequest.Status.ESCALATED or active.due_at < now
@@ -145,7 +190,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 if escalated
                 else "資料請求進行中、尚無新檔：提醒 Wade 於期限前交檔，不得再產 generic strategy pack。"
             ),
-            _blocker(active, now),
+            {**_blocker(active, now), "people_sync": _people_sync(active, escalated=escalated)},
             active,
         )
 

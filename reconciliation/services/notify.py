@@ -119,7 +119,10 @@ def sync_request_created(data_request: DataRequest) -> list[Notification]:
     verifier = project.verifier_profile
     written += queue_message(
         recipient=louis,
-        kind=Notification.Kind.BLOCKER_CARD,
+        # A summary of the new request. The blocker card proper (the seed's
+        # failure rule) is written by the escalation when the due time passes,
+        # so Louis's inbox shows exactly one card per overdue request.
+        kind=Notification.Kind.REQUEST_CREATED,
         subject=f"{project.name} 缺的是資料，不是策略：已建立 P0 資料請求",
         body=(
             f"{louis}：{project.name} 目前不是缺更多策略，而是 {wade} 的 "
