@@ -4,9 +4,14 @@ rules and are tested directly."""
 
 def import_upload(upload_id: str):
     """Queued by `services.imports.queue_import` when an upload is accepted."""
+    from reconciliation.errors import DomainError
     from reconciliation.services.imports import import_upload as run_import
 
-    result = run_import(upload_id=upload_id)
+    try:
+        result = run_import(upload_id=upload_id)
+    except DomainError as exc:
+        # Not importable (e.g. the upload was not accepted): nothing to retry.
+        return f"{exc.code}: {exc.detail}"
     return str(result.pk) if result is not None else None
 
 
