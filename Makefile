@@ -65,6 +65,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# Benchmarks, not tests: figures to read, never asserted. make_sample_export
+# writes deterministic files into var/bench/ (skipped when up to date); each
+# area appends its own timing line below.
+bench: $(STAMP)
+	$(BIN)/python manage.py make_sample_export
+
 # Translators' step (needs GNU gettext); the compiled .mo files are committed so
 # a fresh machine needs nothing but Python.
 messages: $(STAMP)
