@@ -1,5 +1,6 @@
 from django.urls import path
 
+from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
 
 urlpatterns = [
@@ -12,4 +13,9 @@ urlpatterns = [
     path("inbox/read/", inbox.inbox_mark_read, name="inbox-read-all"),
     path("inbox/<uuid:pk>/read/", inbox.inbox_mark_read, name="inbox-read"),
     path("healthz", health.healthz, name="healthz"),
+    path("evidence/", evidence_views.evidence_queue, name="evidence"),
+    path("evidence/tag/", evidence_views.evidence_tag, name="evidence-tag"),
+    path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),
+    path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),
+    path("evidence/export.<str:fmt>", evidence_views.evidence_export, name="evidence-export"),
 ]

@@ -1,0 +1,256 @@
+"""The evidence queue through the API (SPEC §8): list orders with their tags,
+tag orders by id or by filter. Huber and PLS tag, Louis reads."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from reconciliation.api.common import ErrorOut, require
+from reconciliation.models import ImportSummary, OrderEvidence
+from reconciliation.permissions import Action
+from reconciliation.selectors import evidence as queue
+from reconciliation.services.evidence import tag_orders
+
+router = Router(tags=["evidence"])
+
+
+class EvidenceOut(Schema):
+    tag: str
+    payment_ref: str
+    refund_ref: str
+    evidence_ref: str
+    note: str
+    tagged_by: str
+    tagged_at: datetime
+
+
+class OrderOut(Schema):
+    id: int
+    order_id: str
+    row_number: int
+    created_at: datetime | None
+    customer_key: str = Field(description="HMAC-hashed customer key; never a raw identifier")
+    program_id: str
+    amount: Decimal
+    payment_status: str
+    payment_ref: str
+    discount_code: str
+    source_event: str
+    classification: str
+    rebuy_of: str
+    exception_code: str
+    tag: str | None = Field(description="current evidence tag, null when untagged")
+    evidence: EvidenceOut | None
+
+
+class CountsOut(Schema):
+    total: int
+    untagged: int
+    tagged: int
+    paid: int
+    refunded: int
+    rebought: int
+    unresolved: int
+    progress: float = Field(description="tagged / total, 0..1")
+
+
+class OrdersOut(Schema):
+    import_id: UUID
+    program_id: str | None = Field(description="the programme listed; null = every programme")
+    filter: dict
+    results: list[OrderOut]
+    next_cursor: str | None
+    prev_cursor: str | None
+    matching: int = Field(description="orders matching the filter, across all pages")
+    counts: CountsOut
+
+
+class OrdersQuery(Schema):
+    import_id: UUID | None = None
+    program_id: str | None = Field(
+        None, description="default: the training programme; '*' for every programme"
+    )
+    tag: str | None = Field(None, description="untagged, paid, refunded, rebought, unresolved, all")
+    untagged: bool = False
+    payment_status: str | None = None
+    classification: str | None = None
+    source_event: str | None = None
+    discount_code: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str | None = Field(None, description="exact order_id or payment_ref")
+    cursor: str | None = None
+    limit: int = Field(queue.DEFAULT_PAGE_SIZE, ge=1, le=queue.MAX_PAGE_SIZE)
+
+
+class FilterIn(Schema):
+    program_id: str | None = None
+    tag: str | None = None
+    untagged: bool = False
+    payment_status: str | None = None
+    classification: str | None = None
+    source_event: str | None = None
+    discount_code: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str | None = None
+
+
+class EvidenceIn(Schema):
+    import_id: UUID | None = None
+    order_ids: list[str] | None = None
+    filter: FilterIn | None = None
+    tag: OrderEvidence.Tag
+    payment_ref: str = ""
+    refund_ref: str = ""
+    evidence_ref: str = ""
+    note: str = ""
+    expected_count: int | None = Field(
+        None, ge=0, description="refuse (409) when the filter now matches more orders than this"
+    )
+
+
+class TaggedOut(Schema):
+    tagged: int
+    tag: str
+    import_id: UUID
+    audit_event_id: int | None
+    counts: CountsOut
+    revenue: dict | None = Field(description="the import's recomputed totals")
+
+
+def _params(model: Schema) -> dict:
+    """Only the fields the caller set, so a missing program_id still means
+    the training programme."""
+    data = model.dict(exclude_unset=True, exclude_none=True)
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in data.items()}
+
+
+def order_out(row) -> dict:
+    tag = getattr(row, "current_tag", None)
+    evidence = tag.evidence if tag is not None else None
+    return {
+        "id": row.id,
+        "order_id": row.order_id,
+        "row_number": row.row_number,
+        "created_at": timezone.localtime(row.created_at) if row.created_at else None,
+        "customer_key": row.customer_key,
+        "program_id": row.program_id,
+        "amount": row.amount,
+        "payment_status": row.payment_status,
+        "payment_ref": row.payment_ref,
+        "discount_code": row.discount_code,
+        "source_event": row.source_event,
+        "classification": row.classification,
+        "rebuy_of": row.rebuy_of,
+        "exception_code": row.exception_code,
+        "tag": tag.tag if tag is not None else None,
+        "evidence": (
+            {
+                "tag": evidence.tag,
+                "payment_ref": evidence.payment_ref,
+                "refund_ref": evidence.refund_ref,
+                "evidence_ref": evidence.evidence_ref,
+                "note": evidence.note,
+                "tagged_by": str(evidence.created_by),
+                "tagged_at": timezone.localtime(evidence.created_at),
+            }
+            if evidence is not None
+            else None
+        ),
+    }
+
+
+@router.get(
+    "/orders",
+    response={200: OrdersOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Orders of the latest accepted import with their evidence tags (Louis, Huber, PLS)",
+)
+def list_orders(request, query: Query[OrdersQuery]):
+    """Keyset pages in order of import: pass `next_cursor` back as `cursor`.
+    Counts per tag are for the programme (or the whole import with
+    program_id=*), whatever the other filters."""
+    require(request, Action.VIEW_EVIDENCE)
+    reconciliation_import = queue.resolve_import(query.import_id)
+    params = _params(query)
+    flt = queue.parse_filter(params, reconciliation_import=reconciliation_import)
+    page = queue.queue_page(reconciliation_import, flt, cursor=query.cursor, page_size=query.limit)
+    counts = queue.tag_counts(reconciliation_import, flt.program_id)
+    return {
+        "import_id": reconciliation_import.pk,
+        "program_id": flt.program_id,
+        "filter": flt.as_params(),
+        "results": [order_out(row) for row in page.rows],
+        "next_cursor": page.next_cursor,
+        "prev_cursor": page.prev_cursor,
+        "matching": queue.matching_count(reconciliation_import, flt, counts),
+        "counts": counts.as_dict(),
+    }
+
+
+@router.post(
+    "/evidence",
+    response={201: TaggedOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Tag orders by order_ids or by a filter (Huber, PLS)",
+)
+def post_evidence(request, payload: EvidenceIn):
+    """One tag and its references for every order given. paid, refunded and
+    rebought need payment_ref, refund_ref or evidence_ref. Writes one
+    OrderEvidence per order, one audit event, and recomputes the scorecard."""
+    require(request, Action.TAG_EVIDENCE)
+    reconciliation_import = queue.resolve_import(payload.import_id)
+    queue_filter = None
+    if payload.filter is not None:
+        queue_filter = queue.parse_filter(
+            _params(payload.filter), reconciliation_import=reconciliation_import
+        )
+    result = tag_orders(
+        actor=request.auth,
+        reconciliation_import=reconciliation_import,
+        tag=payload.tag.value,
+        order_ids=payload.order_ids,
+        queue_filter=queue_filter,
+        payment_ref=payload.payment_ref,
+        refund_ref=payload.refund_ref,
+        evidence_ref=payload.evidence_ref,
+        note=payload.note,
+        expected_count=payload.expected_count,
+    )
+    program_id = (
+        queue_filter.program_id
+        if queue_filter
+        else queue.training_program_id(reconciliation_import)
+    )
+    summary = ImportSummary.objects.filter(pk=reconciliation_import.pk).first()
+    return 201, {
+        "tagged": result.tagged,
+        "tag": result.tag,
+        "import_id": reconciliation_import.pk,
+        "audit_event_id": result.audit_event.pk if result.audit_event else None,
+        "counts": queue.tag_counts(reconciliation_import, program_id).as_dict(),
+        "revenue": _revenue(summary),
+    }
+
+
+def _revenue(summary) -> dict | None:
+    if summary is None:
+        return None
+    totals = summary.totals or {}
+    return {
+        "effective_status": summary.effective_status,
+        "exception_count": summary.exception_count,
+        **{
+            key: totals.get(key)
+            for key in (
+                "paid_amount",
+                "paid_orders",
+                "held_orders",
+                "refunded_orders",
+                "rebuy_orders",
+            )
+            if key in totals
+        },
+    }

@@ -1,0 +1,606 @@
+"""Huber's evidence tags (SPEC §5, issue 6): tag orders by order id, by the
+queue's filter, or from a validated tag file.
+
+Every action, in one transaction:
+1. writes one OrderEvidence per order (the append-only history), in large
+   multi-row INSERTs rather than one ORM save per row;
+2. moves each order's current tag (OrderTag) to that evidence by a guarded
+   upsert — the tag only moves forward to a newer evidence row, so two
+   people tagging the same order at once leave the newest tag, whatever the
+   commit order;
+3. writes one AuditEvent with the count;
+4. recomputes the import's revenue summary (`services.revenue`), so the
+   scorecard and /latest follow the tags at once, not on the next page view.
+The revenue rules themselves live in `services.revenue` only."""
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from reconciliation.errors import Conflict, InvalidInput
+from reconciliation.models import (
+    AuditEvent,
+    OrderEvidence,
+    OrderRow,
+    OrderTag,
+    ReconciliationImport,
+)
+from reconciliation.selectors.evidence import QueueFilter, queue_rows
+from reconciliation.services.audit import record_audit
+from reconciliation.services.evidence_files import canonical_tag, read_tag_table
+from reconciliation.services.profiles import profile_for
+
+REFERENCE_FIELDS = ("payment_ref", "refund_ref", "evidence_ref", "note")
+REFERENCE_LIMITS = {"payment_ref": 200, "refund_ref": 200, "evidence_ref": 500, "note": 500}
+# A tag that claims something about money names where the proof is.
+TAGS_NEEDING_REFERENCE = frozenset(
+    {OrderEvidence.Tag.PAID, OrderEvidence.Tag.REFUNDED, OrderEvidence.Tag.REBOUGHT}
+)
+MAX_ORDER_IDS = 200_000
+_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+class TagSource:
+    ORDER_IDS = "order_ids"
+    FILTER = "filter"
+    FILE = "file"
+
+
+@dataclass
+class TagResult:
+    tagged: int
+    tag: str
+    reconciliation_import: ReconciliationImport
+    audit_event: AuditEvent | None
+
+
+@dataclass
+class TagFileReport:
+    """What a tag file held and what was done with it."""
+
+    original_name: str
+    sha256: str
+    row_count: int = 0
+    valid_count: int = 0
+    applied: int = 0
+    applied_rows: int = 0
+    file_errors: list[dict] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    row_errors: list[dict] = field(default_factory=list)
+    row_error_count: int = 0
+    error_row_count: int = 0
+    unknown_order_ids: list[str] = field(default_factory=list)
+    unknown_count: int = 0
+    apply_valid_only: bool = False
+
+    ROW_ERRORS_KEPT = 500
+    UNKNOWN_KEPT = 500
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_errors and not self.row_error_count
+
+    @property
+    def status(self) -> str:
+        if self.applied and self.ok:
+            return "applied"
+        if self.applied:
+            return "applied_valid_rows"
+        return "rejected"
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "original_name": self.original_name,
+            "sha256": self.sha256,
+            "row_count": self.row_count,
+            "valid_count": self.valid_count,
+            "applied": self.applied,
+            "file_errors": self.file_errors,
+            "missing_columns": self.missing_columns,
+            "row_errors": self.row_errors,
+            "row_error_count": self.row_error_count,
+            "error_row_count": self.error_row_count,
+            "unknown_order_ids": self.unknown_order_ids,
+            "unknown_count": self.unknown_count,
+        }
+
+
+# --- Checks ---------------------------------------------------------------------
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def contains_card_number(value: str) -> bool:
+    """A Luhn-valid 13-19 digit run (SPEC §4): never stored, anywhere."""
+    for match in _CARD_CANDIDATE.finditer(value or ""):
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            return True
+    return False
+
+
+def reference_problems(*, tag: str, refs: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(column, code, message) for each problem with a tag and its references."""
+    problems = []
+    if tag not in OrderEvidence.Tag.values:
+        problems.append(
+            ("tag", "invalid_tag", _("標記只能是 paid、refunded、rebought 或 unresolved。"))
+        )
+    for name in REFERENCE_FIELDS:
+        value = refs.get(name, "")
+        if len(value) > REFERENCE_LIMITS[name]:
+            problems.append(
+                (
+                    name,
+                    "too_long",
+                    _("%(field)s 最多 %(n)s 字。") % {"field": name, "n": REFERENCE_LIMITS[name]},
+                )
+            )
+        if contains_card_number(value):
+            problems.append(
+                (
+                    name,
+                    "card_number",
+                    _("%(field)s 看起來含有卡號；請勿填卡號或付款 token。") % {"field": name},
+                )
+            )
+    if tag in TAGS_NEEDING_REFERENCE and not any(
+        refs.get(name) for name in ("payment_ref", "refund_ref", "evidence_ref")
+    ):
+        problems.append(
+            (
+                "evidence_ref",
+                "missing_reference",
+                _("標為 %(tag)s 時須附 payment_ref、refund_ref 或 evidence_ref 至少一項。")
+                % {"tag": tag},
+            )
+        )
+    return problems
+
+
+# Where the single reference box of a quick (inline) tag goes: a payment for
+# paid, a refund for refunded and rebought, a note for unresolved.
+INLINE_REFERENCE_FIELD = {
+    OrderEvidence.Tag.PAID.value: "payment_ref",
+    OrderEvidence.Tag.REFUNDED.value: "refund_ref",
+    OrderEvidence.Tag.REBOUGHT.value: "refund_ref",
+    OrderEvidence.Tag.UNRESOLVED.value: "note",
+}
+
+
+def inline_references(*, tag: str, ref: str) -> dict[str, str]:
+    refs = dict.fromkeys(REFERENCE_FIELDS, "")
+    ref = (ref or "").strip()
+    if ref:
+        refs[INLINE_REFERENCE_FIELD.get(tag, "evidence_ref")] = ref
+    return refs
+
+
+def clean_references(*, tag: str, **refs) -> dict[str, str]:
+    cleaned = {name: (refs.get(name) or "").strip() for name in REFERENCE_FIELDS}
+    problems = reference_problems(tag=tag, refs=cleaned)
+    if problems:
+        raise InvalidInput(
+            problems[0][1],
+            {
+                "message": problems[0][2],
+                "errors": [{"field": f, "code": c, "message": m} for f, c, m in problems],
+            },
+        )
+    return cleaned
+
+
+# --- Writing ----------------------------------------------------------------------
+
+
+def _params_per_statement() -> int:
+    """How many parameters one INSERT may carry. Django assumes SQLite's old
+    999, which would cut 28,000 rows into hundreds of statements; ask the
+    library for its real limit."""
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return min(connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 30000)
+    return 30000
+
+
+def _prep(model, field_name: str, value):
+    return model._meta.get_field(field_name).get_db_prep_save(value, connection)
+
+
+_EVIDENCE_COLUMNS = (
+    "order_row_id",
+    "tag",
+    "payment_ref",
+    "refund_ref",
+    "evidence_ref",
+    "note",
+    "created_by_id",
+    "created_at",
+)
+_TAG_COLUMNS = ("order_row_id", "reconciliation_import_id", "tag", "evidence_id", "updated_at")
+
+
+def _values(columns: tuple, rows: int) -> str:
+    return ",".join(["(" + ",".join(["%s"] * len(columns)) + ")"] * rows)
+
+
+def write_evidence(
+    *,
+    reconciliation_import: ReconciliationImport,
+    entries: list[tuple[int, str, dict[str, str]]],
+    profile,
+) -> int:
+    """Append one OrderEvidence per (order_row_id, tag, refs) entry and move
+    each order's OrderTag to it. Each order_row_id appears once. Returns the
+    number of evidence rows written. Call inside a transaction."""
+    if not entries:
+        return 0
+    quote = connection.ops.quote_name
+    now_db = connection.ops.adapt_datetimefield_value(timezone.now())
+    profile_db = _prep(OrderEvidence, "created_by", profile.pk)
+    table = quote(OrderEvidence._meta.db_table)
+    columns = ",".join(quote(c) for c in _EVIDENCE_COLUMNS)
+    returning = f"{quote('id')}, {quote('order_row_id')}, {quote('tag')}"
+    written: list[tuple[int, int, str]] = []  # (order_row_id, evidence_id, tag)
+    batch = max(_params_per_statement() // len(_EVIDENCE_COLUMNS), 1)
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), batch):
+            chunk = entries[start : start + batch]
+            params = []
+            for row_id, tag, refs in chunk:
+                params.extend(
+                    (
+                        row_id,
+                        tag,
+                        refs.get("payment_ref", ""),
+                        refs.get("refund_ref", ""),
+                        refs.get("evidence_ref", ""),
+                        refs.get("note", ""),
+                        profile_db,
+                        now_db,
+                    )
+                )
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {_values(_EVIDENCE_COLUMNS, len(chunk))} "  # noqa: S608 - names are ours, values are parameters
+                f"RETURNING {returning}",
+                params,
+            )
+            # RETURNING order is not guaranteed; each order appears once per
+            # action, so (order, evidence) pairs are unambiguous anyway.
+            written.extend(
+                (row_id, evidence_id, tag) for evidence_id, row_id, tag in cursor.fetchall()
+            )
+    move_current_tags(reconciliation_import=reconciliation_import, written=written)
+    return len(written)
+
+
+def move_current_tags(
+    *, reconciliation_import: ReconciliationImport, written: list[tuple[int, int, str]]
+) -> None:
+    """Point each order's OrderTag at its evidence row, given as
+    (order_row_id, evidence_id, tag). Compare-and-set: an OrderTag only ever
+    moves to a newer evidence row, so a slower concurrent action (which
+    commits after a newer one) cannot put an older tag back."""
+    quote = connection.ops.quote_name
+    now_db = connection.ops.adapt_datetimefield_value(timezone.now())
+    import_db = _prep(OrderTag, "reconciliation_import", reconciliation_import.pk)
+    table = quote(OrderTag._meta.db_table)
+    columns = ",".join(quote(c) for c in _TAG_COLUMNS)
+    updates = ", ".join(
+        f"{quote(c)} = excluded.{quote(c)}" for c in _TAG_COLUMNS if c != "order_row_id"
+    )
+    guard = f"{table}.{quote('evidence_id')} < excluded.{quote('evidence_id')}"
+    batch = max(_params_per_statement() // len(_TAG_COLUMNS), 1)
+    with connection.cursor() as cursor:
+        for start in range(0, len(written), batch):
+            chunk = written[start : start + batch]
+            params = []
+            for row_id, evidence_id, tag in chunk:
+                params.extend((row_id, import_db, tag, evidence_id, now_db))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {_values(_TAG_COLUMNS, len(chunk))} "  # noqa: S608 - names are ours, values are parameters
+                f"ON CONFLICT ({quote('order_row_id')}) DO UPDATE SET {updates} WHERE {guard}",
+                params,
+            )
+
+
+def _recompute_revenue(reconciliation_import: ReconciliationImport) -> None:
+    from reconciliation.services.revenue import recompute_summary
+
+    recompute_summary(reconciliation_import=reconciliation_import)
+
+
+def rows_for_order_ids(
+    reconciliation_import: ReconciliationImport, order_ids: list[str]
+) -> tuple[dict[str, list[int]], list[str]]:
+    """{order_id: [row ids]} for the order ids found in the import (a repeated
+    order id has several rows), and the order ids not found, in given order."""
+    found: dict[str, list[int]] = {}
+    wanted = list(dict.fromkeys(order_ids))
+    # Bounded IN lists on the (import, order_id) index.
+    for start in range(0, len(wanted), 900):
+        chunk = wanted[start : start + 900]
+        for row_id, order_id in OrderRow.objects.filter(
+            reconciliation_import=reconciliation_import, order_id__in=chunk
+        ).values_list("id", "order_id"):
+            found.setdefault(order_id, []).append(row_id)
+    unknown = [order_id for order_id in wanted if order_id not in found]
+    return found, unknown
+
+
+def _tag_label(tag: str) -> str:
+    return str(OrderEvidence.Tag(tag).label)
+
+
+def tag_orders(
+    *,
+    actor,
+    reconciliation_import: ReconciliationImport,
+    tag: str,
+    order_ids: list[str] | None = None,
+    queue_filter: QueueFilter | None = None,
+    payment_ref: str = "",
+    refund_ref: str = "",
+    evidence_ref: str = "",
+    note: str = "",
+    expected_count: int | None = None,
+) -> TagResult:
+    """Tag the given orders, or every order matching the queue filter, with
+    one tag and its references. Unknown order ids refuse the whole action
+    (nothing half-done); a filter that now matches more orders than the
+    person saw (`expected_count`) is refused too."""
+    if (order_ids is None) == (queue_filter is None):
+        raise InvalidInput("order_ids_or_filter", _("請給 order_ids 或 filter 其中之一。"))
+    refs = clean_references(
+        tag=tag,
+        payment_ref=payment_ref,
+        refund_ref=refund_ref,
+        evidence_ref=evidence_ref,
+        note=note,
+    )
+    if order_ids is not None:
+        order_ids = [str(o).strip() for o in order_ids if str(o).strip()]
+        if not order_ids:
+            raise InvalidInput("no_orders", _("沒有選取任何訂單。"))
+        if len(order_ids) > MAX_ORDER_IDS:
+            raise InvalidInput(
+                "too_many_orders", _("一次最多 %(n)s 筆訂單。") % {"n": f"{MAX_ORDER_IDS:,}"}
+            )
+    profile = profile_for(actor)
+    with transaction.atomic():
+        if order_ids is not None:
+            found, unknown = rows_for_order_ids(reconciliation_import, order_ids)
+            if unknown:
+                raise InvalidInput(
+                    "unknown_order_ids",
+                    {
+                        "message": _("有 %(n)s 個訂單編號不在這次匯入裡，未標記任何訂單。")
+                        % {"n": len(unknown)},
+                        "order_ids": unknown[:500],
+                        "count": len(unknown),
+                    },
+                )
+            row_ids = [row_id for ids in found.values() for row_id in ids]
+            source = TagSource.ORDER_IDS
+        else:
+            row_ids = list(
+                queue_rows(reconciliation_import, queue_filter).values_list("id", flat=True)
+            )
+            source = TagSource.FILTER
+            if not row_ids:
+                raise InvalidInput("no_orders_matched", _("沒有訂單符合這個篩選。"))
+            if expected_count is not None and len(row_ids) > expected_count:
+                raise Conflict(
+                    "filter_changed",
+                    {
+                        "message": _(
+                            "符合篩選的訂單已從 %(seen)s 筆變成 %(now)s 筆；請重新整理後再確認。"
+                        )
+                        % {"seen": f"{expected_count:,}", "now": f"{len(row_ids):,}"},
+                        "expected_count": expected_count,
+                        "count": len(row_ids),
+                    },
+                )
+        count = write_evidence(
+            reconciliation_import=reconciliation_import,
+            entries=[(row_id, tag, refs) for row_id in row_ids],
+            profile=profile,
+        )
+        audit = record_audit(
+            verb=AuditEvent.Verb.EVIDENCE_TAGGED,
+            actor=profile,
+            data_request=reconciliation_import.data_request,
+            message=_("%(actor)s 將 %(n)s 筆訂單標為「%(tag)s」。")
+            % {"actor": profile, "n": f"{count:,}", "tag": _tag_label(tag)},
+            count=count,
+            tag=tag,
+            source=source,
+            reconciliation_import_id=str(reconciliation_import.pk),
+            filter=queue_filter.as_params() if queue_filter is not None else None,
+            order_ids=order_ids[:20] if order_ids is not None else None,
+            **{name: value for name, value in refs.items() if value},
+        )
+        _recompute_revenue(reconciliation_import)
+    return TagResult(
+        tagged=count, tag=tag, reconciliation_import=reconciliation_import, audit_event=audit
+    )
+
+
+# --- Tag files --------------------------------------------------------------------
+
+
+def keep_tag_file(data: bytes, *, kind: str) -> str:
+    """Keep the bytes Huber sent (named by sha256) so every applied tag can be
+    traced to its file, and a rejected file can be applied later without a
+    second upload."""
+    digest = hashlib.sha256(data).hexdigest()
+    folder = settings.DATA_DIR / "evidence_files"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.{kind or 'bin'}"
+    if not path.exists():
+        path.write_bytes(data)
+    return digest
+
+
+def kept_tag_file(digest: str) -> bytes | None:
+    if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+        return None
+    folder = settings.DATA_DIR / "evidence_files"
+    for kind in ("csv", "xlsx", "bin"):
+        path = folder / f"{digest}.{kind}"
+        if path.exists():
+            return path.read_bytes()
+    return None
+
+
+def import_tag_file(
+    *,
+    actor,
+    reconciliation_import: ReconciliationImport,
+    data: bytes,
+    original_name: str = "",
+    apply_valid_only: bool = False,
+) -> TagFileReport:
+    """Validate a tag file (`order_id, tag, payment_ref, refund_ref,
+    evidence_ref, note`) against the import, all errors in one pass, and
+    apply it: all of it when it is clean; its valid rows only when
+    `apply_valid_only`; otherwise nothing."""
+    kind = "xlsx" if data.startswith(b"PK\x03\x04") else "csv"
+    report = TagFileReport(
+        original_name=original_name[:255],
+        sha256=hashlib.sha256(data).hexdigest(),
+        apply_valid_only=apply_valid_only,
+    )
+    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
+    if len(data) > limit:
+        report.file_errors.append(
+            {
+                "code": "too_large",
+                "message": _("檔案超過 %(mb)s MB。") % {"mb": settings.MAX_UPLOAD_MB},
+            }
+        )
+        return report
+    keep_tag_file(data, kind=kind)
+    table = read_tag_table(data)
+    report.file_errors = table.file_errors
+    report.missing_columns = table.missing_columns
+    if table.frame is None:
+        return report
+
+    frame = table.frame
+    numbers = table.row_numbers
+    report.row_count = len(frame)
+    errors: list[dict] = []
+    bad_rows: set[int] = set()
+
+    def error(index: int, column: str, code: str, message: str):
+        bad_rows.add(index)
+        errors.append({"row": numbers[index], "column": column, "code": code, "message": message})
+
+    order_ids = frame["order_id"].tolist()
+    tags = frame["tag"].map(lambda v: canonical_tag(v) or "").tolist()
+    raw_tags = frame["tag"].tolist()
+    ref_columns = {name: frame[name].tolist() for name in REFERENCE_FIELDS}
+    first_seen: dict[str, int] = {}
+    for index, order_id in enumerate(order_ids):
+        if not order_id:
+            error(index, "order_id", "blank_order_id", _("order_id 空白。"))
+        elif order_id in first_seen:
+            error(
+                index,
+                "order_id",
+                "duplicate_order_id",
+                _("order_id 與第 %(row)s 列重複。") % {"row": numbers[first_seen[order_id]]},
+            )
+        else:
+            first_seen[order_id] = index
+        refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
+        if not tags[index]:
+            error(
+                index,
+                "tag",
+                "invalid_tag",
+                _("無法辨識的標記「%(value)s」：請填 paid、refunded、rebought 或 unresolved。")
+                % {"value": raw_tags[index][:40]},
+            )
+        else:
+            for column, code, message in reference_problems(tag=tags[index], refs=refs):
+                error(index, column, code, message)
+
+    found, unknown = rows_for_order_ids(reconciliation_import, list(first_seen))
+    unknown_set = set(unknown)
+    for order_id in unknown:
+        error(
+            first_seen[order_id],
+            "order_id",
+            "unknown_order_id",
+            _("訂單編號 %(id)s 不在這次匯入裡。") % {"id": order_id[:100]},
+        )
+    errors.sort(key=lambda e: e["row"])
+    report.row_error_count = len(errors)
+    report.error_row_count = len(bad_rows)
+    report.row_errors = errors[: TagFileReport.ROW_ERRORS_KEPT]
+    report.unknown_count = len(unknown)
+    report.unknown_order_ids = unknown[: TagFileReport.UNKNOWN_KEPT]
+    valid = [
+        index
+        for order_id, index in first_seen.items()
+        if index not in bad_rows and order_id not in unknown_set
+    ]
+    report.valid_count = len(valid)
+    if errors and not apply_valid_only:
+        return report
+    if not valid:
+        return report
+
+    entries = []
+    for index in sorted(valid):
+        refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
+        for row_id in found[order_ids[index]]:
+            entries.append((row_id, tags[index], refs))
+    profile = profile_for(actor)
+    with transaction.atomic():
+        report.applied_rows = write_evidence(
+            reconciliation_import=reconciliation_import, entries=entries, profile=profile
+        )
+        report.applied = len(valid)
+        counts: dict[str, int] = {}
+        for index in valid:
+            counts[tags[index]] = counts.get(tags[index], 0) + 1
+        record_audit(
+            verb=AuditEvent.Verb.EVIDENCE_TAGGED,
+            actor=profile,
+            data_request=reconciliation_import.data_request,
+            message=_("%(actor)s 以標記檔 %(name)s 標記 %(n)s 筆訂單。")
+            % {
+                "actor": profile,
+                "name": report.original_name or report.sha256[:12],
+                "n": f"{report.applied:,}",
+            },
+            count=report.applied,
+            source=TagSource.FILE,
+            by_tag=counts,
+            skipped_rows=report.error_row_count,
+            file_sha256=report.sha256,
+            original_name=report.original_name,
+            reconciliation_import_id=str(reconciliation_import.pk),
+        )
+        _recompute_revenue(reconciliation_import)
+    return report

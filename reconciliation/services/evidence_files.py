@@ -1,0 +1,393 @@
+"""Files of the evidence queue: the tag-file template, reading a tag file
+Huber sends back, and exports of the queue with its tags.
+
+The tag file's columns are one definition (TAG_FILE_COLUMNS) that the
+template, the reader and the export all use, so an export can be edited and
+imported again as it is."""
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from reconciliation import schema
+from reconciliation.models import OrderEvidence, OrderRow
+
+
+@dataclass(frozen=True)
+class TagColumn:
+    name: str
+    required: bool
+    label_zh: str
+    help_zh: str
+    aliases: tuple[str, ...] = ()
+
+
+TAG_FILE_COLUMNS: tuple[TagColumn, ...] = (
+    TagColumn(
+        "order_id",
+        True,
+        "訂單編號",
+        "最新已驗收匯入裡的訂單編號。",
+        (*schema.BY_NAME["order_id"].aliases,),
+    ),
+    TagColumn(
+        "tag",
+        True,
+        "標記",
+        "paid / refunded / rebought / unresolved（或 已付款 / 已退款 / 重買 / 待釐清）。",
+        ("標記", "佐證標記", "佐證狀態", "evidence tag", "evidence status"),
+    ),
+    TagColumn(
+        "payment_ref",
+        False,
+        "付款單號",
+        "金流付款單號（標 paid 時附上）。",
+        ("付款單號", "付款參考", "金流單號", "交易編號", "payment reference"),
+    ),
+    TagColumn(
+        "refund_ref",
+        False,
+        "退款單號",
+        "退款/退刷單號（標 refunded、rebought 時附上）。",
+        ("退款單號", "退刷單號", "退款參考", "refund reference", "refund id"),
+    ),
+    TagColumn(
+        "evidence_ref",
+        False,
+        "佐證編號",
+        "其他佐證：對帳單、截圖或工單編號。",
+        ("佐證編號", "佐證", "佐證連結", "佐證參考", "evidence", "evidence reference"),
+    ),
+    TagColumn("note", False, "備註", "補充說明，可留白。", ("備註", "說明", "notes", "remark")),
+)
+TAG_FILE_COLUMN_NAMES = tuple(c.name for c in TAG_FILE_COLUMNS)
+REQUIRED_TAG_COLUMNS = tuple(c.name for c in TAG_FILE_COLUMNS if c.required)
+
+_HEADER_ALIASES: dict[str, str] = {}
+for _column in TAG_FILE_COLUMNS:
+    for _alias in (_column.name, _column.label_zh, *_column.aliases):
+        _HEADER_ALIASES.setdefault(schema.normalize_header(_alias), _column.name)
+
+TAG_SYNONYMS: dict[str, str] = {
+    "paid": OrderEvidence.Tag.PAID,
+    "已付款": OrderEvidence.Tag.PAID,
+    "已付": OrderEvidence.Tag.PAID,
+    "付款": OrderEvidence.Tag.PAID,
+    "refunded": OrderEvidence.Tag.REFUNDED,
+    "refund": OrderEvidence.Tag.REFUNDED,
+    "已退款": OrderEvidence.Tag.REFUNDED,
+    "退款": OrderEvidence.Tag.REFUNDED,
+    "已退刷": OrderEvidence.Tag.REFUNDED,
+    "退刷": OrderEvidence.Tag.REFUNDED,
+    "rebought": OrderEvidence.Tag.REBOUGHT,
+    "rebuy": OrderEvidence.Tag.REBOUGHT,
+    "重買": OrderEvidence.Tag.REBOUGHT,
+    "已重買": OrderEvidence.Tag.REBOUGHT,
+    "重購": OrderEvidence.Tag.REBOUGHT,
+    "unresolved": OrderEvidence.Tag.UNRESOLVED,
+    "待釐清": OrderEvidence.Tag.UNRESOLVED,
+    "未解決": OrderEvidence.Tag.UNRESOLVED,
+    "待查": OrderEvidence.Tag.UNRESOLVED,
+    "unknown": OrderEvidence.Tag.UNRESOLVED,
+}
+
+
+def canonical_tag(value) -> str | None:
+    return TAG_SYNONYMS.get(schema.normalize_header(value))
+
+
+# --- Reading ---------------------------------------------------------------------
+
+XLSX_MAGIC = b"PK\x03\x04"
+_HEADER_SEARCH_ROWS = 20
+
+
+@dataclass
+class TagTable:
+    """A tag file read into strings: one column per known header, and the
+    row number each data row has in Excel or the CSV."""
+
+    frame: pd.DataFrame | None
+    row_numbers: list[int] = field(default_factory=list)
+    file_errors: list[dict] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    kind: str = ""
+
+
+def _file_error(code: str, message: str) -> dict:
+    return {"code": code, "message": message}
+
+
+def _decode_csv(data: bytes) -> str | None:
+    # Taiwanese Excel writes CP950 (Big5) unless told otherwise.
+    for encoding in ("utf-8-sig", "cp950", "big5hkscs"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _raw_grid(data: bytes) -> tuple[pd.DataFrame | None, str, list[dict]]:
+    if data.startswith(XLSX_MAGIC):
+        try:
+            grid = pd.read_excel(
+                io.BytesIO(data), engine="calamine", header=None, dtype=str, na_filter=False
+            )
+        except Exception:  # noqa: BLE001 - any reader failure is "unreadable" to the user
+            return None, "xlsx", [_file_error("unreadable", _("無法讀取這個 XLSX 檔。"))]
+        return grid, "xlsx", []
+    text = _decode_csv(data)
+    if text is None:
+        return (
+            None,
+            "csv",
+            [_file_error("unreadable", _("無法辨識檔案編碼；請存成 UTF-8 CSV 或 XLSX。"))],
+        )
+    try:
+        grid = pd.read_csv(
+            io.StringIO(text),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            sep=None if "\t" in text.split("\n", 1)[0] else ",",
+            engine="python" if "\t" in text.split("\n", 1)[0] else "c",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None, "csv", [_file_error("unreadable", _("無法讀取這個 CSV 檔。"))]
+    return grid, "csv", []
+
+
+def read_tag_table(data: bytes) -> TagTable:
+    """Bytes → TagTable. The header row may sit below title rows (XLSX) and
+    its names may be in Chinese; extra columns are ignored."""
+    if not data.strip():
+        return TagTable(None, file_errors=[_file_error("empty_file", _("檔案是空的。"))])
+    grid, kind, errors = _raw_grid(data)
+    if errors:
+        return TagTable(None, file_errors=errors, kind=kind)
+    if grid is None or grid.empty:
+        return TagTable(None, file_errors=[_file_error("empty_file", _("檔案是空的。"))], kind=kind)
+    header_at = None
+    mapping: dict[int, str] = {}
+    for index in range(min(_HEADER_SEARCH_ROWS, len(grid))):
+        found = {}
+        for position, value in enumerate(grid.iloc[index].tolist()):
+            name = _HEADER_ALIASES.get(schema.normalize_header(value))
+            if name and name not in found.values():
+                found[position] = name
+        if "order_id" in found.values():
+            header_at, mapping = index, found
+            break
+    if header_at is None:
+        return TagTable(
+            None,
+            file_errors=[
+                _file_error("missing_columns", _("找不到標題列：第一列應有 order_id 與 tag 欄。"))
+            ],
+            missing_columns=list(REQUIRED_TAG_COLUMNS),
+            kind=kind,
+        )
+    missing = [name for name in REQUIRED_TAG_COLUMNS if name not in mapping.values()]
+    if missing:
+        return TagTable(
+            None,
+            file_errors=[
+                _file_error(
+                    "missing_columns", _("缺少欄位：%(cols)s") % {"cols": ", ".join(missing)}
+                )
+            ],
+            missing_columns=missing,
+            kind=kind,
+        )
+    body = grid.iloc[header_at + 1 :, list(mapping)].copy()
+    body.columns = [mapping[position] for position in mapping]
+    for name in TAG_FILE_COLUMN_NAMES:
+        if name not in body.columns:
+            body[name] = ""
+    body = body[list(TAG_FILE_COLUMN_NAMES)].astype(str).apply(lambda column: column.str.strip())
+    # Row numbers as Excel shows them: grid row i is sheet/CSV line i + 1.
+    numbers = (body.index.to_numpy() + 1).tolist()
+    blank = (body == "").all(axis=1).to_numpy()
+    body = body[~blank].reset_index(drop=True)
+    numbers = [n for n, is_blank in zip(numbers, blank, strict=True) if not is_blank]
+    if body.empty:
+        return TagTable(
+            None,
+            file_errors=[_file_error("empty_file", _("檔案只有標題列，沒有資料。"))],
+            kind=kind,
+        )
+    return TagTable(body, row_numbers=numbers, kind=kind)
+
+
+# --- Template ---------------------------------------------------------------------
+
+EXAMPLE_ROWS = (
+    ("KOL-20260512-0001", "paid", "PAY-88231", "", "", ""),
+    ("KOL-20260512-0002", "refunded", "", "RF-10023", "", "5/14 退刷"),
+    ("KOL-20260512-0003", "rebought", "", "RF-10024", "KOL-20260515-0420", "退刷後重買"),
+    ("KOL-20260512-0004", "unresolved", "", "", "", "金流查無紀錄"),
+)
+
+
+def tag_template_csv() -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(TAG_FILE_COLUMN_NAMES)
+    writer.writerows(EXAMPLE_ROWS)
+    # BOM so Excel on Windows opens it as UTF-8.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def tag_template_xlsx() -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "tags"
+    sheet.append(list(TAG_FILE_COLUMN_NAMES))
+    for row in EXAMPLE_ROWS:
+        sheet.append(list(row))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="EEF2F7")
+    for letter, width in zip("ABCDEF", (22, 14, 18, 18, 24, 30), strict=True):
+        sheet.column_dimensions[letter].width = width
+    validation = DataValidation(
+        type="list",
+        formula1='"' + ",".join(OrderEvidence.Tag.values) + '"',
+        allow_blank=False,
+        showErrorMessage=True,
+        errorTitle="tag",
+        error="paid / refunded / rebought / unresolved",
+    )
+    validation.add("B2:B200000")
+    sheet.add_data_validation(validation)
+    sheet.freeze_panes = "A2"
+    guide = workbook.create_sheet("說明 guide")
+    guide.append(["欄位 column", "中文名稱", "必填 required", "說明"])
+    for cell in guide[1]:
+        cell.font = Font(bold=True)
+    for column in TAG_FILE_COLUMNS:
+        guide.append(
+            [column.name, column.label_zh, "是 yes" if column.required else "否 no", column.help_zh]
+        )
+    guide.append([])
+    guide.append(
+        [
+            "",
+            "",
+            "",
+            "paid、refunded、rebought 需附 payment_ref、refund_ref 或 evidence_ref 至少一項。",
+        ]
+    )
+    for letter, width in zip("ABCD", (16, 12, 12, 70), strict=True):
+        guide.column_dimensions[letter].width = width
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# --- Exports ----------------------------------------------------------------------
+
+# The tag file's columns first (so an export can be edited and imported back),
+# then what Huber needs to decide, read-only.
+EXPORT_COLUMNS = (
+    *TAG_FILE_COLUMN_NAMES,
+    "created_at",
+    "program_id",
+    "amount",
+    "payment_status",
+    "classification",
+    "export_payment_ref",
+    "discount_code",
+    "source_event",
+    "customer_key",
+    "tagged_by",
+    "tagged_at",
+)
+_HASHED_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A cell Excel will not run as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _local(dt) -> str:
+    return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+
+
+def export_record(row: OrderRow) -> list:
+    tag = getattr(row, "current_tag", None)
+    evidence = tag.evidence if tag is not None else None
+    return [
+        row.order_id,
+        tag.tag if tag is not None else "",
+        evidence.payment_ref if evidence else "",
+        evidence.refund_ref if evidence else "",
+        evidence.evidence_ref if evidence else "",
+        evidence.note if evidence else "",
+        _local(row.created_at),
+        row.program_id,
+        row.amount,
+        row.payment_status,
+        row.classification,
+        row.payment_ref,
+        row.discount_code,
+        row.source_event,
+        # Only the hashed key ever leaves the app; anything else is withheld.
+        row.customer_key if _HASHED_KEY.fullmatch(row.customer_key or "") else "",
+        str(evidence.created_by) if evidence else "",
+        _local(evidence.created_at) if evidence else "",
+    ]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def export_csv_chunks(rows: Iterable[OrderRow]) -> Iterator[str]:
+    """CSV text in chunks, for a streaming response; every cell formula-safe."""
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
+    batch = []
+    for row in rows:
+        batch.append(writer.writerow([safe_cell(v) for v in export_record(row)]))
+        if len(batch) >= 1000:
+            yield "".join(batch)
+            batch = []
+    if batch:
+        yield "".join(batch)
+
+
+def export_xlsx(rows: Iterable[OrderRow]) -> bytes:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("evidence")
+    sheet.append(list(EXPORT_COLUMNS))
+    for row in rows:
+        record = export_record(row)
+        # Amounts stay numbers in Excel; every text cell is formula-safe.
+        sheet.append(
+            [
+                float(v) if i == EXPORT_COLUMNS.index("amount") else safe_cell(v)
+                for i, v in enumerate(record)
+            ]
+        )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

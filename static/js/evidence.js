@@ -1,0 +1,138 @@
+// Evidence queue: select-all, a confirm before tagging a whole filter, and
+// quick tagging of one order through the API without reloading the page.
+// Without this script every form still works as a plain POST.
+(function () {
+  var table = document.querySelector("table.ev-table");
+  var bulk = document.getElementById("bulk-form");
+
+  function boxes() {
+    return document.querySelectorAll('input[type=checkbox][name=order_ids][form="bulk-form"]');
+  }
+
+  function refreshSelection() {
+    var n = 0;
+    boxes().forEach(function (box) { if (box.checked) n += 1; });
+    var counter = document.querySelector(".ev-selected");
+    if (counter) counter.textContent = String(n);
+    var button = document.querySelector("[data-needs-selection]");
+    if (button) button.disabled = n === 0;
+  }
+
+  var all = document.querySelector("[data-select-all]");
+  if (all) {
+    all.addEventListener("change", function () {
+      boxes().forEach(function (box) { box.checked = all.checked; });
+      refreshSelection();
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches('input[name=order_ids][form="bulk-form"]')) {
+      refreshSelection();
+    }
+  });
+  refreshSelection();
+
+  if (bulk) {
+    bulk.addEventListener("submit", function (event) {
+      var submitter = event.submitter;
+      var question = submitter && submitter.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) event.preventDefault();
+    });
+  }
+
+  if (!table || !window.fetch) return;
+  var fieldsNode = document.getElementById("ev-inline-fields");
+  var inlineFields = fieldsNode ? JSON.parse(fieldsNode.textContent) : {};
+  var api = table.getAttribute("data-api");
+  var importId = table.getAttribute("data-import-id");
+
+  function number(n) { return Number(n).toLocaleString("en-US"); }
+
+  function updateCounts(counts) {
+    if (!counts) return;
+    document.querySelectorAll("[data-count]").forEach(function (el) {
+      var key = el.getAttribute("data-count");
+      if (key in counts) el.textContent = number(counts[key]);
+    });
+    var bar = document.querySelector("progress[data-testid=progress]");
+    if (bar) { bar.max = counts.total; bar.value = counts.tagged; }
+    var text = document.querySelector("[data-testid=progress-text]");
+    if (text) {
+      var percent = counts.total ? Math.floor((counts.tagged * 100) / counts.total) : 0;
+      var line = text.getAttribute("data-format")
+        .replace("{t}", number(counts.tagged))
+        .replace("{n}", number(counts.total))
+        .replace("{p}", String(percent));
+      if (counts.total && !counts.untagged) line += " · " + text.getAttribute("data-done");
+      text.textContent = line;
+    }
+  }
+
+  function showTag(row, select, ref) {
+    var cell = row.querySelector("[data-tag-cell]");
+    if (!cell) return;
+    cell.textContent = "";
+    var badge = document.createElement("span");
+    badge.className = "status ev-tag-" + select.value;
+    badge.textContent = select.options[select.selectedIndex].text;
+    cell.appendChild(badge);
+    if (ref) {
+      var small = document.createElement("div");
+      small.className = "small";
+      small.textContent = ref;
+      cell.appendChild(small);
+    }
+  }
+
+  function errorText(body) {
+    if (!body) return table.getAttribute("data-failed");
+    var detail = body.detail;
+    if (detail && typeof detail === "object" && !Array.isArray(detail)) detail = detail.message;
+    if (Array.isArray(detail)) detail = detail.map(function (d) { return d.msg || d.message; }).join("; ");
+    return detail || table.getAttribute("data-failed");
+  }
+
+  table.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form[data-inline-tag]")) return;
+    event.preventDefault();
+    var row = form.closest("tr");
+    var select = form.querySelector("select[name=tag]");
+    var refInput = form.querySelector("input[name=ref]");
+    var message = form.querySelector(".ev-inline-msg");
+    var button = form.querySelector("button");
+    var ref = refInput.value.trim();
+    var payload = {
+      import_id: importId,
+      order_ids: [form.querySelector("input[name=order_ids]").value],
+      tag: select.value
+    };
+    if (ref) payload[inlineFields[select.value] || "evidence_ref"] = ref;
+    button.disabled = true;
+    message.textContent = "";
+    fetch(api, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value
+      },
+      body: JSON.stringify(payload)
+    }).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (body) {
+        if (response.status !== 201) throw body;
+        showTag(row, select, ref);
+        updateCounts(body.counts);
+        message.className = "small ev-inline-msg ok";
+        message.textContent = table.getAttribute("data-saved");
+        row.classList.add("ev-done");
+      });
+    }).catch(function (body) {
+      message.className = "small ev-inline-msg bad";
+      message.textContent = errorText(body);
+    }).then(function () {
+      button.disabled = false;
+    });
+  });
+})();
