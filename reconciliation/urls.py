@@ -2,6 +2,7 @@ from django.urls import path
 
 from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
+from reconciliation.views import scorecard as scorecard_views
 
 urlpatterns = [
     path("", requests.board, name="board"),
@@ -18,4 +19,7 @@ urlpatterns = [
     path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),
     path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),
     path("evidence/export.<str:fmt>", evidence_views.evidence_export, name="evidence-export"),
+    path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
+    path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
+    path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
 ]

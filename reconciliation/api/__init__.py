@@ -86,3 +86,7 @@ api.add_router("/kolable/", _pls.router)
 from reconciliation.api import evidence as _evidence  # noqa: E402
 
 api.add_router("/kolable/", _evidence.router)
+
+from reconciliation.api import reconciliation as _reconciliation  # noqa: E402
+
+api.add_router("/kolable/", _reconciliation.router)

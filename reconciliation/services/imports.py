@@ -290,11 +290,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
         with transaction.atomic():
             # Imports of one request one at a time: the duplicate check
             # against earlier imports must see every earlier import.
-            data_request = (
-                DataRequest.objects.select_for_update()
-                .select_related("project__owner_profile__user")
-                .get(pk=upload.data_request_id)
-            )
+            data_request = DataRequest.objects.select_for_update().get(pk=upload.data_request_id)
             existing = ReconciliationImport.objects.filter(upload=upload).first()
             if existing is not None:
                 return existing

@@ -600,7 +600,7 @@ def recompute_summary(*, reconciliation_import: ReconciliationImport) -> ImportS
         # One recompute at a time per import, so a slower, older one never
         # overwrites a newer one.
         summary = (
-            ImportSummary.objects.select_for_update()
+            ImportSummary.objects.select_for_update(of=("self",))
             .select_related("reconciliation_import")
             .get(pk=reconciliation_import.pk)
         )

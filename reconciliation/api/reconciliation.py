@@ -1,0 +1,136 @@
+"""Reconciliation import, the scorecard as data and Louis's revenue decision
+(SPEC §8)."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from ninja import Router, Schema
+from pydantic import ConfigDict, Field
+
+from reconciliation.api.common import ErrorOut, require
+from reconciliation.models import Project
+from reconciliation.permissions import Action
+from reconciliation.selectors.scorecard import scorecard, scorecard_as_api
+from reconciliation.services.imports import import_for_request
+from reconciliation.services.revenue import record_revenue_decision, revenue_status
+
+router = Router(tags=["reconciliation"])
+
+
+class ImportIn(Schema):
+    data_request_id: UUID
+
+
+class ImportOut(Schema):
+    id: UUID
+    data_request_id: UUID
+    upload_id: UUID
+    status: str
+    row_count: int
+    paid_count: int
+    pending_count: int
+    refunded_count: int
+    duplicate_count: int
+    scorecard_ref: str
+    created_at: datetime
+
+
+class DecisionIn(Schema):
+    decision: Literal["approve", "pause"]
+    note: str = ""
+
+
+class DecisionOut(Schema):
+    id: UUID
+    import_id: UUID
+    revenue_status: str
+    decision: str
+    note: str
+    recognised_amount: Decimal | None
+    held_back_rows: int
+    decided_by: str
+    created_at: datetime
+
+
+class LatestOut(Schema):
+    project: str | None
+    period_start: date
+    period_end: date
+    revenue_status: str
+    data_request: dict | None
+    import_: dict | None = Field(None, alias="import")
+    totals: dict | None
+    by_day: list[dict] | None
+    by_source_event: list[dict] | None
+    by_program: list[dict] | None
+    by_discount_code: list[dict] | None
+    exceptions: list[dict]
+    exception_count: int
+    decision: dict | None
+    next_job: dict | None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+@router.post(
+    "/reconciliation/import",
+    response={201: ImportOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Classify the request's accepted upload (PLS, Louis, Wade); idempotent",
+)
+def run_import(request, payload: ImportIn):
+    """One import per upload: asking again (or concurrently) answers with the
+    same import. 409 `no_accepted_upload` when the request has no accepted file."""
+    require(request, Action.RUN_IMPORT)
+    return 201, import_for_request(data_request_id=payload.data_request_id, actor=request.auth)
+
+
+@router.get(
+    "/reconciliation/latest",
+    response={200: LatestOut, 403: ErrorOut},
+    by_alias=True,
+    summary="The scorecard as data; revenue_status unverified and totals null until an accepted import",
+)
+def latest(request):
+    require(request, Action.VIEW_DASHBOARD)
+    project = Project.objects.order_by("created_at").first()
+    return 200, _jsonable(scorecard_as_api(scorecard(project)))
+
+
+@router.post(
+    "/reconciliation/decision",
+    response={201: DecisionOut, 403: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Louis only: approve (recognised) or pause (paused) the latest accepted import",
+)
+def decide(request, payload: DecisionIn):
+    require(request, Action.DECIDE_REVENUE)
+    made = record_revenue_decision(
+        decided_by=request.auth, decision=payload.decision, note=payload.note
+    )
+    return 201, {
+        "id": made.pk,
+        "import_id": made.reconciliation_import_id,
+        "revenue_status": revenue_status(made.reconciliation_import, made),
+        "decision": made.decision,
+        "note": made.note,
+        "recognised_amount": made.recognised_amount,
+        "held_back_rows": made.held_back_rows,
+        "decided_by": made.decided_by.username,
+        "created_at": made.created_at,
+    }
+
+
+def _jsonable(value):
+    """UUIDs, dates and Decimals as JSON strings/numbers."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value

@@ -1,0 +1,224 @@
+"""The scorecard page (the seed's escalation HTML, live), Louis's decision
+form on it, and its CSV/XLSX exports."""
+
+import csv
+import io
+import uuid
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from reconciliation.errors import DomainError
+from reconciliation.models import Project, RevenueDecision
+from reconciliation.permissions import Action, can
+from reconciliation.selectors.claims import verified_claims
+from reconciliation.selectors.scorecard import Scorecard, scorecard
+from reconciliation.services.revenue import METRICS, record_revenue_decision
+from reconciliation.views import charts
+from reconciliation.views.common import permission_required
+
+
+class RevenueDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label=gettext_lazy("決定"), choices=RevenueDecision.Decision.choices
+    )
+    note = forms.CharField(
+        label=gettext_lazy("備註"),
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+def _project() -> Project | None:
+    return Project.objects.order_by("created_at").first()
+
+
+def _import_param(request):
+    value = request.GET.get("import")
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@permission_required(Action.VIEW_DASHBOARD)
+def scorecard_page(request):
+    card = scorecard(_project(), import_id=_import_param(request))
+    context = {
+        "card": card,
+        "claims": verified_claims(card.project) if card.project else [],
+        "can_decide": can(request.user, Action.DECIDE_REVENUE),
+        "decision_form": RevenueDecisionForm(),
+    }
+    if card.verified:
+        sources = card.dimension("by_source_event")
+        context.update(
+            {
+                "totals": card.totals,
+                "daily_chart": charts.daily_chart(card.chart_days),
+                "legend": charts.legend(),
+                "sources": sources,
+                "source_peak": max((r["paid_amount"] for r in sources), default=0),
+                "programs": card.dimension("by_program"),
+                "discount": card.discount_conversion,
+                "exceptions": card.exceptions,
+            }
+        )
+    return render(request, "reconciliation/scorecard.html", context)
+
+
+@require_POST
+@permission_required(Action.DECIDE_REVENUE)
+def scorecard_decide(request):
+    form = RevenueDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("請選擇認列或暫停。"))
+        return redirect("scorecard")
+    try:
+        made = record_revenue_decision(
+            decided_by=request.user,
+            decision=form.cleaned_data["decision"],
+            note=form.cleaned_data["note"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail if isinstance(exc.detail, str) else str(exc.detail))
+    else:
+        if made.decision == RevenueDecision.Decision.APPROVE:
+            messages.success(
+                request,
+                _("已認列已驗證實收 %(amount)s。") % {"amount": charts.ntd(made.recognised_amount)}
+                + (
+                    _("保留 %(n)s 筆有例外的訂單，不認列。") % {"n": made.held_back_rows}
+                    if made.held_back_rows
+                    else ""
+                ),
+            )
+        else:
+            messages.success(request, _("已暫停認列營收。"))
+    return redirect("scorecard")
+
+
+# --- Exports -------------------------------------------------------------------
+
+METRIC_LABELS = {
+    "orders": gettext_lazy("訂單數"),
+    "gmv": "GMV",
+    "paid_orders": gettext_lazy("實收訂單"),
+    "paid_amount": gettext_lazy("已驗證實收"),
+    "held_orders": gettext_lazy("保留訂單"),
+    "held_amount": gettext_lazy("保留金額"),
+    "pending_orders": gettext_lazy("待付款訂單"),
+    "pending_amount": gettext_lazy("待付款金額"),
+    "refunded_orders": gettext_lazy("退款訂單"),
+    "refunded_amount": gettext_lazy("退款金額"),
+    "duplicate_rows": gettext_lazy("重複列"),
+    "rebuy_orders": gettext_lazy("重買訂單"),
+    "rebuy_amount": gettext_lazy("重買實收"),
+}
+
+
+def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
+    """(sheet name, header, rows) for every table of the scorecard."""
+    metrics_header = [str(METRIC_LABELS[m]) for m in METRICS]
+    totals = card.totals
+    imported = card.reconciliation_import
+    tables = [
+        (
+            _("總覽"),
+            [_("項目"), _("值")],
+            [
+                [_("營收狀態"), card.revenue_status_label],
+                [_("對帳匯入"), str(imported.pk)],
+                [_("匯入狀態"), card.summary.get_effective_status_display()],
+                [_("總列數"), imported.row_count],
+                [_("已付款列"), imported.paid_count],
+                [_("待付款列"), imported.pending_count],
+                [_("已退款列"), imported.refunded_count],
+                [_("重複列"), imported.duplicate_count],
+                *[[str(METRIC_LABELS[m]), totals[m]] for m in METRICS],
+                [_("例外筆數"), card.summary.exception_count],
+            ],
+        )
+    ]
+    for name, label in (
+        ("by_day", _("每日")),
+        ("by_source_event", _("直播場次")),
+        ("by_program", _("課程")),
+        ("by_discount_code", _("折扣碼")),
+    ):
+        tables.append(
+            (
+                label,
+                [_("鍵"), *metrics_header],
+                [[r["key"], *(r[m] for m in METRICS)] for r in card.dimension(name)],
+            )
+        )
+    tables.append(
+        (
+            _("例外"),
+            [_("列號"), _("訂單編號"), _("問題"), _("負責人"), _("金額"), _("課程")],
+            [
+                [
+                    e["row_number"],
+                    e["order_id"],
+                    e["label"],
+                    e["owner_name"],
+                    e["amount"],
+                    e["program_id"],
+                ]
+                for e in card.exceptions
+            ],
+        )
+    )
+    return tables
+
+
+@permission_required(Action.VIEW_DASHBOARD)
+def scorecard_export(request, fmt):
+    if fmt not in ("csv", "xlsx"):
+        raise Http404
+    card = scorecard(_project(), import_id=_import_param(request))
+    if not card.verified:
+        messages.error(request, _("尚無已驗收的對帳匯入：營收未驗證，沒有可匯出的數字。"))
+        return redirect("scorecard")
+    from reconciliation.privacy import safe_cell
+
+    tables = export_tables(card)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for title, header, rows in tables:
+            writer.writerow([safe_cell(title)])
+            writer.writerow([safe_cell(h) for h in header])
+            writer.writerows([safe_cell(v) for v in row] for row in rows)
+            writer.writerow([])
+        response = HttpResponse(
+            ("\ufeff" + buffer.getvalue()).encode("utf-8"), content_type="text/csv; charset=utf-8"
+        )
+    else:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        for title, header, rows in tables:
+            sheet = book.create_sheet(title=title[:31])
+            sheet.append([safe_cell(h) for h in header])
+            for row in rows:
+                sheet.append([safe_cell(v) for v in row])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        response = HttpResponse(
+            buffer.getvalue(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    response["Content-Disposition"] = f'attachment; filename="kolable-scorecard-{stamp}.{fmt}"'
+    return response
