@@ -2,6 +2,7 @@ from django.urls import path
 
 from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
+from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
 
 urlpatterns = [
@@ -14,6 +15,9 @@ urlpatterns = [
     path("inbox/read/", inbox.inbox_mark_read, name="inbox-read-all"),
     path("inbox/<uuid:pk>/read/", inbox.inbox_mark_read, name="inbox-read"),
     path("healthz", health.healthz, name="healthz"),
+    path("pls/", pls_views.pls_console, name="pls"),
+    path("pls/context/", pls_views.pls_context, name="pls-context"),
+    path("pls/claims/", pls_views.pls_claim, name="pls-claim"),
     path("evidence/", evidence_views.evidence_queue, name="evidence"),
     path("evidence/tag/", evidence_views.evidence_tag, name="evidence-tag"),
     path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),

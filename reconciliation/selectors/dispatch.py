@@ -213,3 +213,11 @@ def next_job(project: Project, *, now=None) -> NextJob:
         "尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。",
         {"kind": "blocker", "blocker": "no reconciliation pack recorded for this project"},
     )
+
+
+def recent_dispatches(project: Project, *, limit: int = 20):
+    return (
+        DispatchDecision.objects.filter(project=project)
+        .select_related("requested_by__user")
+        .order_by("-created_at")[:limit]
+    )

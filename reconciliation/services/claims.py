@@ -77,10 +77,12 @@ def address_refusal(address: str) -> str | None:
         return _("迴環位址")
     if ip.is_link_local:
         return _("鏈路本地位址")
+    if ip.is_unspecified or ip.is_reserved or ip.is_multicast:
+        return _("保留位址")
     if ip.is_private:
         return _("私有網段位址")
-    if ip.is_reserved or ip.is_multicast or ip.is_unspecified or not ip.is_global:
-        return _("保留或非公開位址")
+    if not ip.is_global:
+        return _("非公開位址")
     return None
 
 
