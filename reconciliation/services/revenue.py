@@ -372,9 +372,9 @@ _ROW_FIELDS = (
 
 def _rows_frame(records, fields=_ROW_FIELDS) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(list(records), columns=list(fields))
-    if len(frame):
+    if "amount" in frame:
         frame["amount"] = frame["amount"].astype(np.float64)
-        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
 
 

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -190,7 +191,10 @@ def scorecard_export(request, fmt):
     if not card.verified:
         messages.error(request, _("尚無已驗收的對帳匯入：營收未驗證，沒有可匯出的數字。"))
         return redirect("scorecard")
-    from reconciliation.privacy import safe_cell
+    from reconciliation.privacy import safe_cell as guard
+
+    def safe_cell(value):
+        return guard(str(value) if isinstance(value, Promise) else value)
 
     tables = export_tables(card)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")

@@ -1,0 +1,224 @@
+"""Seed test D, the revenue-recognition guard: unverified (no totals, no
+NT$ figure anywhere) until an accepted import exists; verified after; Louis
+alone turns verified into recognised (or paused); a partial import is
+approved only for its unblocked rows."""
+
+import json
+import re
+
+import pytest
+
+from reconciliation.models import AuditEvent, ReconciliationImport, RevenueDecision
+from reconciliation.services.imports import _record_failed, import_frame
+from tests.imp_frames import accepted_upload, frame, new_request, order
+
+LATEST = "/api/kolable/reconciliation/latest"
+DECISION = "/api/kolable/reconciliation/decision"
+MONEY = re.compile(r"NT\$\s*[\d,]+")
+
+ORDERS = (
+    order("D-1", "paid", 28000),
+    order("D-2", "paid", 28000, customer="c2", when="2026-05-14 21:00", source="LIVE-0514"),
+    order("D-3", "pending", 28000, customer="c3"),
+    order("D-4", "refunded", 28000, customer="c4", ref="RF-4"),
+)
+
+
+@pytest.fixture
+def data_request(louis):
+    return new_request(louis)
+
+
+def imported(data_request, wade, *orders):
+    return import_frame(
+        upload=accepted_upload(data_request, wade), frame=frame(*(orders or ORDERS))
+    )
+
+
+def page(client, user, path="/scorecard/"):
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_no_request_no_data_unverified_everywhere(client, louis, pls_api):
+    body = pls_api.get(LATEST).json()
+    assert body["revenue_status"] == "unverified"
+    assert body["totals"] is None and body["import"] is None
+    assert body["by_day"] is None and body["by_source_event"] is None
+    assert body["exceptions"] == [] and body["decision"] is None
+    assert not MONEY.search(json.dumps(body, ensure_ascii=False))
+
+    html = page(client, louis)
+    assert 'data-status="unverified"' in html
+    assert "營收未驗證" in html
+    assert not MONEY.search(html), MONEY.findall(html)
+    assert 'data-testid="results"' not in html and "daily-chart" not in html
+
+
+def test_open_request_and_failed_import_stay_unverified(client, louis, wade, pls_api, data_request):
+    upload = accepted_upload(data_request, wade)
+    failed = _record_failed(upload=upload, actor=None, reason="the kept file is gone")
+    assert failed.status == ReconciliationImport.Status.FAILED
+    body = pls_api.get(LATEST).json()
+    assert body["revenue_status"] == "unverified" and body["totals"] is None
+    html = page(client, wade)
+    assert 'data-status="unverified"' in html
+    assert not MONEY.search(html)
+    # The 本輪狀態 cards and the flow still say where things stand.
+    assert 'data-testid="card-data"' in html and "未回收" in html
+    assert 'data-testid="step-D1" data-state="done"' in html
+
+
+def test_after_an_accepted_import_verified_with_totals(client, louis, wade, pls_api, data_request):
+    result = imported(data_request, wade)
+    body = pls_api.get(LATEST).json()
+    assert body["revenue_status"] == "verified"
+    assert body["import"]["id"] == str(result.pk)
+    assert body["import"]["paid_count"] == 2 and body["import"]["effective_status"] == "accepted"
+    totals = body["totals"]
+    assert totals["paid_amount"] == 56000
+    assert totals["pending_amount"] == 28000 and totals["refunded_amount"] == 28000
+    assert "import_time" not in totals
+    assert [d["key"] for d in body["by_day"]] == ["2026-05-12", "2026-05-14"]
+    assert body["decision"] is None
+
+    html = page(client, louis)
+    assert 'data-status="verified"' in html
+    assert 'data-testid="total-paid">NT$56,000<' in html
+    assert 'data-testid="daily-chart"' in html
+    assert html.count("<g data-day=") == 10  # 5/12 … 5/21
+    assert 'data-rule="has_data"' in html
+    assert re.search(r'<tr class="current"[^>]*data-rule="has_data"', html)
+
+
+def test_decision_409_when_nothing_is_verified(api_as, louis, data_request):
+    response = api_as(louis).post(DECISION, {"decision": "approve", "note": "x"})
+    assert response.status_code == 409
+    assert response.json()["error"] == "nothing_verified"
+    assert not RevenueDecision.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["wade", "huber", "pls", "outsider"])
+def test_only_louis_decides(request, api_as, wade, data_request, who):
+    imported(data_request, wade)
+    user = "pls" if who == "pls" else request.getfixturevalue(who)
+    response = api_as(user).post(DECISION, {"decision": "approve"})
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert not RevenueDecision.objects.exists()
+
+
+def test_decision_needs_sign_in(api_as, wade, data_request):
+    imported(data_request, wade)
+    assert api_as(None).post(DECISION, {"decision": "approve"}).status_code == 401
+
+
+def test_invalid_decision_is_422(api_as, louis, wade, data_request):
+    imported(data_request, wade)
+    response = api_as(louis).post(DECISION, {"decision": "maybe"})
+    assert response.status_code == 422
+
+
+def test_louis_approves_then_pauses(api_as, louis, wade, pls_api, data_request):
+    result = imported(data_request, wade)
+    response = api_as(louis).post(DECISION, {"decision": "approve", "note": "對過金流"})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["revenue_status"] == "recognised"
+    assert body["import_id"] == str(result.pk)
+    assert float(body["recognised_amount"]) == 56000 and body["held_back_rows"] == 0
+    assert body["decided_by"] == "louis"
+    latest = pls_api.get(LATEST).json()
+    assert latest["revenue_status"] == "recognised"
+    assert latest["decision"]["note"] == "對過金流"
+    event = AuditEvent.objects.get(verb=AuditEvent.Verb.REVENUE_DECIDED)
+    assert event.actor.username == "louis" and "NT$56,000" in event.message
+
+    paused = api_as(louis).post(DECISION, {"decision": "pause", "note": "等 settlement 檔"})
+    assert paused.status_code == 201
+    assert paused.json()["revenue_status"] == "paused"
+    assert paused.json()["recognised_amount"] is None
+    assert pls_api.get(LATEST).json()["revenue_status"] == "paused"
+    assert RevenueDecision.objects.count() == 2
+
+
+def test_partial_import_is_approved_for_its_unblocked_rows_only(
+    client, api_as, louis, wade, data_request
+):
+    result = imported(
+        data_request,
+        wade,
+        *ORDERS,
+        order("D-5", "paid", 28000, customer="c5", ref="RF-0514-5"),  # paid with a refund ref
+        order("D-6", "paid", 28000, customer="c6"),
+        order("D-6", "paid", 26000, customer="c6"),  # the same order, another amount
+    )
+    assert result.status == ReconciliationImport.Status.PARTIAL
+    html = page(client, louis)
+    assert 'data-testid="held-back-note"' in html
+    assert html.count('data-testid="exception-row"') == 3
+    assert "Huber" in html and "Wade" in html
+
+    response = api_as(louis).post(DECISION, {"decision": "approve", "note": "先認列沒問題的"})
+    assert response.status_code == 201
+    body = response.json()
+    assert float(body["recognised_amount"]) == 56000  # D-1 and D-2 only
+    assert body["held_back_rows"] == 2  # D-5 and the first D-6 (the repeat is a duplicate)
+    html = page(client, louis)
+    assert 'data-status="recognised"' in html
+    assert "保留 2 筆有例外的訂單" in html
+
+
+def test_louis_decides_on_the_page_and_others_cannot(client, louis, wade, huber, data_request):
+    imported(data_request, wade)
+    html = page(client, wade)
+    assert 'data-testid="decision-form"' not in html
+    client.force_login(wade)
+    assert client.post("/scorecard/decision/", {"decision": "approve"}).status_code == 403
+    client.force_login(huber)
+    assert client.post("/scorecard/decision/", {"decision": "approve"}).status_code == 403
+    assert not RevenueDecision.objects.exists()
+
+    html = page(client, louis)
+    assert 'data-testid="decision-form"' in html
+    client.force_login(louis)
+    response = client.post(
+        "/scorecard/decision/", {"decision": "approve", "note": "ok"}, follow=True
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "已認列已驗證實收 NT$56,000" in text
+    assert 'data-status="recognised"' in text
+    assert RevenueDecision.objects.get().decided_by.user == louis
+
+
+def test_exports_are_formula_safe_and_refused_before_verification(
+    client, louis, wade, data_request
+):
+    client.force_login(louis)
+    refused = client.get("/scorecard/export.csv", follow=True)
+    assert "沒有可匯出的數字" in refused.content.decode()
+    assert not MONEY.search(refused.content.decode())
+
+    imported(
+        data_request,
+        wade,
+        order("=HYPERLINK(1)", "paid", 28000, ref="RF-1", source="+LIVE", code="@X"),
+    )
+    csv_text = client.get("/scorecard/export.csv").content.decode("utf-8-sig")
+    assert "'=HYPERLINK(1)" in csv_text and "'+LIVE" in csv_text and "'@X" in csv_text
+    assert not re.search(r"(^|,)[=+@]", csv_text, re.M)
+
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    response = client.get("/scorecard/export.xlsx")
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    book = load_workbook(BytesIO(response.content))
+    cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+    texts = [c.value for c in cells if isinstance(c.value, str)]
+    assert "'=HYPERLINK(1)" in texts
+    assert not any(c.data_type == "f" for c in cells)
