@@ -1,0 +1,528 @@
+"""Bytes → a table of strings, plus the file-level problems (SPEC §3, §4).
+
+The type comes from the bytes, never from the name or the Content-Type:
+
+* XLSX: a zip holding ``[Content_Types].xml`` and ``xl/workbook.xml``;
+  ODS: a zip whose ``mimetype`` says so. Both are checked for zip bombs
+  (declared sizes, compression ratio, entry count) before anything is
+  inflated, then read with python-calamine, the engine pandas uses.
+* An OLE container (``D0 CF 11 E0``) is either a password-protected XLSX
+  (it holds an ``EncryptedPackage`` stream) or a legacy ``.xls``; the latter
+  is accepted only when calamine reads it cleanly.
+* Known binary formats (PDF, images, archives…) and anything with NUL bytes
+  are refused; everything else is CSV: strict UTF-8 (BOM stripped), UTF-16
+  with a BOM (Excel's "Unicode text"), else CP950/Big5 as Taiwanese Excel
+  writes it. The delimiter (``,`` ``;`` tab) and the header row (which may
+  sit below title rows) are found together: the row, among the first few,
+  that names the most schema columns.
+
+Every cell comes back as a string ('' when empty) in an Arrow-backed pandas
+frame whose columns are numbered by position; ``row_numbers`` holds the row
+each data row has in Excel (title and header rows counted, first row is 1).
+Mapping headers to schema columns and every check on values is
+``validation.py``'s job. Problems are raised as ``FileProblem(code, **params)``
+and nothing else escapes ``read_upload``.
+"""
+
+import codecs
+import csv
+import io
+import itertools
+import logging
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from django.conf import settings
+
+from reconciliation import schema
+
+logger = logging.getLogger(__name__)
+
+STRING = pd.ArrowDtype(pa.string())
+HEADER_SEARCH_ROWS = 30
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t")
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+BINARY_MAGICS = (
+    (b"%PDF", "PDF"),
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"RIFF", "RIFF"),
+    (b"\x1f\x8b", "gzip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!", "RAR"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ", "xz"),
+    (b"\x7fELF", "ELF"),
+    (b"MZ", "EXE"),
+    (b"{\\rtf", "RTF"),
+    (b"<?xml", "XML"),
+)
+
+
+class FileProblem(Exception):
+    """A file-level problem: the code is one of validation.ERRORS."""
+
+    def __init__(self, code: str, **params):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+@dataclass
+class RawTable:
+    kind: str  # csv | xlsx | xls | ods
+    headers: list[str]
+    frame: pd.DataFrame  # columns 0..n-1, Arrow strings, '' for empty
+    row_numbers: np.ndarray  # int64, the Excel row of each frame row
+    header_row: int  # the Excel row of the header
+    encoding: str = ""
+    delimiter: str = ""
+    sheet: str = ""
+    # CSV records whose field count differs from the header: (row, fields).
+    ragged_rows: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _limit_mb(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def read_upload(path: Path, *, max_rows: int | None = None) -> RawTable:
+    """Read a kept upload. Raises FileProblem and nothing else."""
+    max_rows = max_rows if max_rows is not None else int(settings.MAX_ROWS)
+    try:
+        return _read(Path(path), max_rows)
+    except FileProblem:
+        raise
+    except MemoryError:
+        raise FileProblem(
+            "too_large", size_mb=_size_mb(path), limit_mb=settings.MAX_UPLOAD_MB
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a parser's crash is the file's problem
+        # The exception text may quote cell contents, so only its type is logged.
+        logger.warning("unreadable upload %s: %s", Path(path).name, type(exc).__name__)
+        raise FileProblem("unreadable_file", reason="damaged") from exc
+
+
+def _size_mb(path) -> float:
+    try:
+        return round(Path(path).stat().st_size / 1_048_576, 1)
+    except OSError:
+        return 0.0
+
+
+def sniff_kind(head: bytes) -> str:
+    """csv | zip | ole | a binary format's name (refused)."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "zip"
+    if head.startswith(OLE_MAGIC):
+        return "ole"
+    for magic, name in BINARY_MAGICS:
+        if head.startswith(magic):
+            return name
+    return "csv"
+
+
+def _read(path: Path, max_rows: int) -> RawTable:
+    size = path.stat().st_size
+    if size == 0:
+        raise FileProblem("empty_file")
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    kind = sniff_kind(head)
+    if kind == "zip":
+        return _read_zip(path, max_rows)
+    if kind == "ole":
+        return _read_ole(path, max_rows)
+    if kind != "csv":
+        raise FileProblem("unsupported_type", kind=kind)
+    return _read_csv(path.read_bytes(), max_rows)
+
+
+# --- Spreadsheets -------------------------------------------------------------
+
+
+def check_zip_bomb(archive: zipfile.ZipFile) -> None:
+    """Refuse before inflating anything: too many entries, a total declared
+    size beyond MAX_XLSX_UNCOMPRESSED_MB, or an entry whose declared ratio is
+    beyond XLSX_MAX_COMPRESSION_RATIO (small entries may compress as they
+    like: they cannot hurt)."""
+    limit = _limit_mb("MAX_XLSX_UNCOMPRESSED_MB", 1024) * 1_048_576
+    ratio_limit = float(getattr(settings, "XLSX_MAX_COMPRESSION_RATIO", 200))
+    entries = archive.infolist()
+    if len(entries) > int(getattr(settings, "XLSX_MAX_ENTRIES", 10_000)):
+        raise FileProblem("zip_bomb", detail=f"{len(entries)} entries")
+    total = 0
+    for info in entries:
+        total += info.file_size
+        if info.file_size > 1_048_576 and info.file_size > ratio_limit * max(info.compress_size, 1):
+            raise FileProblem(
+                "zip_bomb", detail=f"1:{info.file_size // max(info.compress_size, 1)}"
+            )
+    if total > limit:
+        raise FileProblem("zip_bomb", detail=f"{total // 1_048_576} MB")
+
+
+def _read_zip(path: Path, max_rows: int) -> RawTable:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileProblem("unreadable_file", reason="truncated") from exc
+    with archive:
+        names = set(archive.namelist())
+        if "[Content_Types].xml" in names and "xl/workbook.xml" in names:
+            kind = "xlsx"
+        elif "mimetype" in names and archive.read("mimetype").strip() == ODS_MIMETYPE:
+            kind = "ods"
+        else:
+            raise FileProblem("unsupported_type", kind="ZIP")
+        check_zip_bomb(archive)
+    return _read_workbook(path, kind, max_rows)
+
+
+def _read_ole(path: Path, max_rows: int) -> RawTable:
+    data = path.read_bytes()
+    if ENCRYPTED_PACKAGE in data:
+        raise FileProblem("encrypted_xlsx")
+    try:
+        return _read_workbook(path, "xls", max_rows)
+    except FileProblem as exc:
+        if exc.code == "too_many_rows":
+            raise
+        # Neither a readable .xls nor a recognisable encrypted workbook.
+        raise FileProblem("encrypted_xlsx") from exc
+
+
+def _read_workbook(path: Path, kind: str, max_rows: int) -> RawTable:
+    """The first worksheet whose top rows carry the schema headers."""
+    from python_calamine import CalamineError, SheetTypeEnum, load_workbook
+
+    try:
+        workbook = load_workbook(str(path))
+        sheets = [
+            s.name for s in workbook.sheets_metadata if s.typ == SheetTypeEnum.WorkSheet
+        ] or list(workbook.sheet_names)
+    except (CalamineError, Exception) as exc:  # noqa: BLE001 - any parser error
+        raise FileProblem("unreadable_file", reason="damaged") from exc
+    fallback = None
+    for name in sheets:
+        try:
+            sheet = workbook.get_sheet_by_name(name)
+            if sheet.total_height > max_rows + HEADER_SEARCH_ROWS:
+                raise FileProblem("too_many_rows", rows=sheet.total_height, limit=max_rows)
+            rows = sheet.to_python(skip_empty_area=False)
+        except FileProblem:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise FileProblem("unreadable_file", reason="damaged") from exc
+        top = [[_cell_text(v) for v in row] for row in rows[:HEADER_SEARCH_ROWS]]
+        index, score = find_header(top)
+        if score >= 3:
+            return _sheet_table(kind, name, rows, top, index, max_rows)
+        if fallback is None and any(any(c.strip() for c in row) for row in top):
+            fallback = (name, rows, top, index)
+    if fallback is None:
+        raise FileProblem("empty_file")
+    name, rows, top, index = fallback
+    return _sheet_table(kind, name, rows, top, index, max_rows)
+
+
+def _sheet_table(kind, name, rows, top, index, max_rows) -> RawTable:
+    headers = [h.strip() for h in top[index]]
+    body = rows[index + 1 :]
+    if len(body) > max_rows:
+        raise FileProblem("too_many_rows", rows=len(body), limit=max_rows)
+    width = len(headers)
+    # Transposed in C (zip), not cell by cell; calamine's rows are rectangular.
+    transposed = list(itertools.zip_longest(*body, fillvalue="")) if body else []
+    columns = {}
+    for position in range(width):
+        values = list(transposed[position]) if position < len(transposed) else [""] * len(body)
+        columns[position] = _text_array(values)
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(body)))
+    row_numbers = np.arange(index + 2, index + 2 + len(body), dtype=np.int64)
+    return RawTable(
+        kind=kind,
+        headers=headers,
+        frame=frame,
+        row_numbers=row_numbers,
+        header_row=index + 1,
+        sheet=name,
+    )
+
+
+def _text_array(values: list) -> pd.arrays.ArrowExtensionArray:
+    """A column of cells as strings. Cells of one Python type convert
+    together (dates, numbers); only odd types go cell by cell."""
+    types = np.fromiter(map(type, values), dtype=object, count=len(values))
+    kinds = set(types.tolist())
+    if kinds <= {str}:
+        return pd.array(values, dtype=STRING)
+    cells = np.empty(len(values), dtype=object)
+    cells[:] = values
+    text = np.full(len(values), "", dtype=object)
+    for kind in kinds:
+        mask = types == kind
+        part = cells[mask]
+        if kind is str:
+            text[mask] = part
+        elif kind is float:
+            numbers = part.astype(np.float64)
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (abs(numbers) < 1e15)
+            out = np.empty(len(part), dtype=object)
+            out[whole] = numbers[whole].astype(np.int64).astype(str)
+            out[~whole] = [_cell_text(v) for v in part[~whole]]
+            text[mask] = out
+        elif kind is int:
+            text[mask] = part.astype(str)
+        elif kind is datetime and not any(v.microsecond or v.tzinfo for v in part):
+            # ISO 8601 with a T, which the validator reads like any typed date.
+            stamps = pd.DatetimeIndex(part.tolist()).to_numpy().astype("datetime64[s]")
+            text[mask] = np.datetime_as_string(stamps, unit="s").astype(object)
+        else:
+            text[mask] = [_cell_text(v) for v in part]
+    return pd.array(text, dtype=STRING)
+
+
+def _cell_text(value) -> str:
+    """One spreadsheet cell as the text a person would type for it."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value)
+
+
+# --- CSV ------------------------------------------------------------------------
+
+
+def _decode_head(head: bytes) -> tuple[str, str]:
+    """(encoding, text of the first bytes) — strict UTF-8 first, then CP950."""
+    for encoding in ("utf-8", "cp950"):
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        try:
+            return encoding, decoder.decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+    raise FileProblem("unreadable_file", reason="encoding")
+
+
+def _to_utf8(data: bytes) -> tuple[bytes, str]:
+    """Strip the BOM; UTF-16 becomes UTF-8. Returns (bytes, encoding guess)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:], "utf-8-sig"
+    for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                return data[2:].decode(encoding).encode("utf-8"), "utf-16"
+            except UnicodeDecodeError as exc:
+                raise FileProblem("unreadable_file", reason="encoding") from exc
+    return data, ""
+
+
+def find_header(rows: list[list[str]]) -> tuple[int, int]:
+    """(index, score) of the row naming the most distinct schema columns; the
+    first non-empty row (score 0) when none does."""
+    best, best_score = None, 0
+    for index, row in enumerate(rows):
+        names = {schema.canonical_column(cell) for cell in row if str(cell).strip()}
+        names.discard(None)
+        if len(names) > best_score:
+            best, best_score = index, len(names)
+    if best is None:
+        best = next((i for i, row in enumerate(rows) if any(str(c).strip() for c in row)), 0)
+    return best, best_score
+
+
+def _sniff_layout(text: str) -> tuple[str, int, list[str], int]:
+    """(delimiter, header record index, header cells, physical lines up to and
+    including the header) from the first lines of the file."""
+    best = None
+    for delimiter in DELIMITERS:
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        rows, lines = [], []
+        try:
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
+                if len(rows) >= HEADER_SEARCH_ROWS:
+                    break
+        except csv.Error:
+            pass
+        if not rows:
+            continue
+        index, score = find_header(rows)
+        key = (score, len(rows[index]))
+        if best is None or key > best[0]:
+            best = (key, delimiter, index, rows[index], lines[index])
+    if best is None:
+        raise FileProblem("empty_file")
+    _, delimiter, index, header, lines = best
+    return delimiter, index, header, lines
+
+
+def _line_offset(data: bytes, lines: int) -> int:
+    """Byte offset just after the first `lines` physical lines."""
+    newline = b"\n" if b"\n" in data[:SNIFF_BYTES] or b"\r" not in data[:SNIFF_BYTES] else b"\r"
+    offset = 0
+    for _ in range(lines):
+        found = data.find(newline, offset)
+        if found < 0:
+            return len(data)
+        offset = found + 1
+    return offset
+
+
+def _read_csv(data: bytes, max_rows: int) -> RawTable:
+    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(
+        (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    ):
+        raise FileProblem("unsupported_type", kind="binary")
+    data, bom_encoding = _to_utf8(data)
+    if not _SOMETHING.search(data):
+        raise FileProblem("empty_file")
+    encoding, head_text = _decode_head(data[:SNIFF_BYTES])
+    if encoding == "cp950":
+        data = _cp950_to_utf8(data)
+        head_text = data[:SNIFF_BYTES].decode("utf-8", errors="ignore")
+    delimiter, header_index, header, header_lines = _sniff_layout(head_text)
+    if not any(h.strip() for h in header):
+        raise FileProblem("empty_file")
+    offset = _line_offset(data, header_lines)
+    try:
+        frame, ragged = _arrow_csv(data, offset, delimiter, len(header))
+    except _NotUtf8:
+        # The first bytes were UTF-8 (plain ASCII, most likely) but later ones
+        # are not: the whole file is CP950.
+        if encoding == "cp950":
+            raise FileProblem("unreadable_file", reason="encoding") from None
+        encoding = "cp950"
+        data = _cp950_to_utf8(data)
+        offset = _line_offset(data, header_lines)
+        frame, ragged = _arrow_csv(data, offset, delimiter, len(header))
+    first = header_index + 2
+    ragged_rows = []
+    if ragged:
+        # Records whose field count differs cannot be placed by the fast
+        # reader; the csv module numbers every record exactly.
+        frame, ragged_at = _python_csv(data, offset, delimiter, len(header))
+        row_numbers = first + frame.pop("__row__").to_numpy(dtype=np.int64)
+        ragged_rows = [(first + index, fields) for index, fields in ragged_at]
+    else:
+        row_numbers = np.arange(first, first + len(frame), dtype=np.int64)
+    if len(frame) > max_rows:
+        raise FileProblem("too_many_rows", rows=len(frame), limit=max_rows)
+    frame.index = pd.RangeIndex(len(frame))
+    return RawTable(
+        kind="csv",
+        headers=[h.strip() for h in header],
+        frame=frame,
+        row_numbers=row_numbers,
+        header_row=header_index + 1,
+        encoding=bom_encoding or encoding,
+        delimiter=delimiter,
+        ragged_rows=ragged_rows,
+    )
+
+
+_SOMETHING = re.compile(rb"[^\s\x00]")
+
+
+class _NotUtf8(Exception):
+    pass
+
+
+def _cp950_to_utf8(data: bytes) -> bytes:
+    try:
+        return data.decode("cp950").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem("unreadable_file", reason="encoding") from exc
+
+
+def _arrow_csv(data: bytes, offset: int, delimiter: str, width: int):
+    """The fast path: Arrow's multi-threaded reader, every column a string.
+    Returns (frame, whether some records had the wrong field count)."""
+    names = [f"c{i}" for i in range(width)]
+    ragged = []
+
+    def on_invalid(row):
+        ragged.append(row.actual_columns)
+        return "skip"
+
+    buffer = pa.py_buffer(data).slice(offset)
+    if buffer.size == 0:
+        return pd.DataFrame({i: pd.array([], dtype=STRING) for i in range(width)}), False
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(buffer),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=8 << 20),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=b'"' in data,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+                check_utf8=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            raise _NotUtf8 from exc
+        raise
+    frame = pd.DataFrame(
+        {i: pd.Series(table.column(name), dtype=STRING) for i, name in enumerate(names)}
+    )
+    return frame, bool(ragged)
+
+
+def _python_csv(data: bytes, offset: int, delimiter: str, width: int):
+    """The exact path for files with ragged records: every record numbered as
+    Excel shows it; records with the wrong field count are set aside."""
+    text = data[offset:].decode("utf-8", errors="replace")
+    columns: list[list[str]] = [[] for _ in range(width)]
+    numbers: list[int] = []
+    ragged: list[tuple[int, int]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    for record_index, record in enumerate(reader):
+        if len(record) != width and any(cell.strip() for cell in record):
+            ragged.append((record_index, len(record)))
+            continue
+        for position in range(width):
+            columns[position].append(record[position] if position < len(record) else "")
+        numbers.append(record_index)
+    frame = pd.DataFrame({i: pd.array(columns[i], dtype=STRING) for i in range(width)})
+    frame["__row__"] = np.asarray(numbers, dtype=np.int64)
+    return frame, ragged
