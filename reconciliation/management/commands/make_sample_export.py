@@ -34,10 +34,9 @@ Options other engineers may want for their own benchmarks:
 """
 
 import hashlib
-import io
 import json
 import time
-import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +57,9 @@ OTHER_PROGRAMMES = (
 )
 DISCOUNTS = (("", 0), ("LIVE512", 2000), ("EARLYBIRD", 3000), ("VIP100", 100), ("KOL28", 2800))
 SOURCES = tuple(f"LIVE-05{day}" for day in range(12, 22)) + ("IG-REELS", "YT-SHOPPING", "LINE-OA")
+# Bumped when the files' layout changes, so old files are rewritten.
+FORMAT_VERSION = 2
 NOTES = ("", "", "", "", "", "", "補登", "客服改單", "分期", "發票已開")
-# Fixed zip timestamps make the XLSX bytes reproducible.
-ZIP_TIME = (2026, 5, 22, 0, 0, 0)
 
 
 def _customer_keys(rng, count: int, pool: int) -> np.ndarray:
@@ -155,45 +154,33 @@ def write_csv(frame: pd.DataFrame, path: Path, *, bom: bool) -> None:
 
 
 def write_xlsx(frame: pd.DataFrame, path: Path) -> None:
-    """Title rows, then the Chinese header row, then real typed cells."""
-    from openpyxl import Workbook
+    """Title rows, then the Chinese header row, then typed cells (real dates
+    and numbers). XlsxWriter stores text in a shared-strings table as Excel
+    itself does (openpyxl writes inline strings, which no Excel-saved file
+    has); its fixed document dates keep the bytes reproducible."""
+    try:
+        import xlsxwriter
+    except ImportError as exc:  # a dev dependency: benchmarks only
+        raise CommandError("XlsxWriter is needed: pip install -e '.[dev]'") from exc
 
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("訂單付款")
-    sheet.append(["Kolable 訂單付款匯出"])
-    sheet.append(["期間 2026-05-12 ~ 2026-05-21", "", "匯出者 Wade"])
-    sheet.append([schema.BY_NAME[name].label_zh for name in schema.COLUMN_NAMES])
-    columns = [frame[name].tolist() for name in schema.COLUMN_NAMES]
-    for values in zip(*columns, strict=True):
-        sheet.append(
-            [v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in values]
-        )
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    path.write_bytes(_reproducible_zip(buffer.getvalue()))
-
-
-def _reproducible_zip(data: bytes) -> bytes:
-    """openpyxl stamps the zip entries and core properties with 'now'; fix both."""
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                content = _fixed_core_properties(content)
-            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_TIME)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(fixed, content)
-    return out.getvalue()
-
-
-def _fixed_core_properties(content: bytes) -> bytes:
-    import re
-
-    return re.sub(
-        rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(<)", rb"\g<1>2026-05-22T00:00:00Z\2", content
+    workbook = xlsxwriter.Workbook(
+        str(path), {"in_memory": True, "default_date_format": "yyyy-mm-dd hh:mm:ss"}
     )
+    workbook.set_properties({"created": datetime(2026, 5, 22), "author": "Wade"})
+    sheet = workbook.add_worksheet("訂單付款")
+    sheet.write_row(0, 0, ["Kolable 訂單付款匯出"])
+    sheet.write_row(1, 0, ["期間 2026-05-12 ~ 2026-05-21", "", "匯出者 Wade"])
+    sheet.write_row(2, 0, [schema.BY_NAME[name].label_zh for name in schema.COLUMN_NAMES])
+    columns = [frame[name].tolist() for name in schema.COLUMN_NAMES]
+    for row, values in enumerate(zip(*columns, strict=True), start=3):
+        for col, value in enumerate(values):
+            if isinstance(value, pd.Timestamp):
+                sheet.write_datetime(row, col, value.to_pydatetime())
+            elif isinstance(value, str):
+                sheet.write_string(row, col, value)
+            else:
+                sheet.write(row, col, value)
+    workbook.close()
 
 
 def _sha256(path: Path) -> str:
@@ -245,7 +232,7 @@ class Command(BaseCommand):
             suffix = "-bad" if options["bad_rows"] else ""
             name = f"orders-{rows}{suffix}.{kind}"
             path = out / name
-            params = {"kind": kind, "rows": rows, **common}
+            params = {"kind": kind, "rows": rows, "format": FORMAT_VERSION, **common}
             known = manifest.get("files", {}).get(name)
             if (
                 not options["force"]
