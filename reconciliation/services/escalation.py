@@ -81,8 +81,10 @@ def overdue_text(seconds: int) -> str:
         return _("%(days)d 天 %(hours)d 小時") % {"days": days, "hours": hours}
     if days:
         return ngettext("%(days)d 天", "%(days)d 天", days) % {"days": days}
-    if hours:
+    if hours and mins:
         return _("%(hours)d 小時 %(minutes)d 分") % {"hours": hours, "minutes": mins}
+    if hours:
+        return ngettext("%(hours)d 小時", "%(hours)d 小時", hours) % {"hours": hours}
     return ngettext("%(minutes)d 分鐘", "%(minutes)d 分鐘", max(mins, 1)) % {
         "minutes": max(mins, 1)
     }

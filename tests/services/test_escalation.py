@@ -267,6 +267,7 @@ def test_overdue_text():
     assert overdue_text(30) == "1 分鐘"
     assert overdue_text(5 * 60) == "5 分鐘"
     assert overdue_text(3 * 3600 + 5 * 60) == "3 小時 5 分"
+    assert overdue_text(2 * 3600) == "2 小時"
     assert overdue_text(86400) == "1 天"
     assert overdue_text(2 * 86400 + 3 * 3600) == "2 天 3 小時"
 
