@@ -25,7 +25,13 @@ from reconciliation.models import (
     RevenueDecision,
 )
 from reconciliation.permissions import Role
-from reconciliation.selectors.dispatch import NextJob, Rule, next_job, verified_repository
+from reconciliation.selectors.dispatch import (
+    JobType,
+    NextJob,
+    Rule,
+    next_job,
+    verified_repository,
+)
 from reconciliation.services.requests import DEFAULT_PERIOD
 from reconciliation.services.revenue import (
     DIMENSIONS,
@@ -260,7 +266,7 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
 def _cards(card: Scorecard, now) -> list[Card]:
     request = card.data_request
     data_owner = str(card.data_owner or "Wade")
-    if request is None or request.status == Status.OPEN:
+    if card.reconciliation_import is None and (request is None or request.status == Status.OPEN):
         data = Card(
             "data",
             _("資料狀態"),
@@ -285,7 +291,7 @@ def _cards(card: Scorecard, now) -> list[Card]:
             (_("缺少欄位：%(fields)s。") % {"fields": missing} if missing else "")
             + _("已把錯誤清單回傳給 %(owner)s。") % {"owner": data_owner},
         )
-    elif request.status == Status.ACCEPTED:
+    elif request.status == Status.ACCEPTED or card.reconciliation_import is not None:
         data = Card(
             "data",
             _("資料狀態"),
@@ -329,13 +335,15 @@ def _cards(card: Scorecard, now) -> list[Card]:
         )
 
     job = card.next_job
-    escalation = Card(
-        "escalation",
-        _("本輪升級"),
-        "Escalation" if job.rule in (Rule.NO_FILE, Rule.SCHEMA_ERRORS) else job.job_type,
-        "warn" if job.rule in (Rule.NO_FILE, Rule.SCHEMA_ERRORS) else "blue",
-        job.reason,
-    )
+    if job.rule in (Rule.NO_FILE, Rule.SCHEMA_ERRORS):
+        value, tone = "Escalation", "warn"
+    elif job.job_type == JobType.RECONCILIATION_IMPORT:
+        value, tone = "Reconciliation", "blue"
+    elif job.rule == Rule.HAS_DATA:
+        value, tone = "Scorecard", "ok"
+    else:
+        value, tone = job.job_type, "blue"
+    escalation = Card("escalation", _("本輪升級"), value, tone, job.reason)
 
     status = card.revenue_status
     if status == RevenueStatus.UNVERIFIED:

@@ -33,7 +33,7 @@ def _nice_ceiling(value: float) -> float:
     if value <= 0:
         return 1.0
     magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if step * magnitude >= value:
             return step * magnitude
     return 10 * magnitude
@@ -42,7 +42,7 @@ def _nice_ceiling(value: float) -> float:
 def daily_chart(days: list[dict]) -> SafeString:
     """Stacked bars per day: verified paid revenue, held, pending, refunded."""
     width, height = 560, 260
-    left, right, top, bottom = 64, 8, 14, 28
+    left, right, top, bottom = 72, 8, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((sum(d[key] for key, _c in DAILY_SERIES) for d in days), default=0)
     ceiling = _nice_ceiling(peak)
