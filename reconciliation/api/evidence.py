@@ -129,9 +129,7 @@ def _params(model: Schema) -> dict:
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in data.items()}
 
 
-def order_out(row) -> dict:
-    tag = getattr(row, "current_tag", None)
-    evidence = tag.evidence if tag is not None else None
+def order_out(row: queue.QueueRow) -> dict:
     return {
         "id": row.id,
         "order_id": row.order_id,
@@ -147,18 +145,18 @@ def order_out(row) -> dict:
         "classification": row.classification,
         "rebuy_of": row.rebuy_of,
         "exception_code": row.exception_code,
-        "tag": tag.tag if tag is not None else None,
+        "tag": row.tag,
         "evidence": (
             {
-                "tag": evidence.tag,
-                "payment_ref": evidence.payment_ref,
-                "refund_ref": evidence.refund_ref,
-                "evidence_ref": evidence.evidence_ref,
-                "note": evidence.note,
-                "tagged_by": str(evidence.created_by),
-                "tagged_at": timezone.localtime(evidence.created_at),
+                "tag": row.tag,
+                "payment_ref": row.ev_payment_ref,
+                "refund_ref": row.ev_refund_ref,
+                "evidence_ref": row.ev_evidence_ref,
+                "note": row.ev_note,
+                "tagged_by": row.tagged_by,
+                "tagged_at": timezone.localtime(row.ev_created_at),
             }
-            if evidence is not None
+            if row.tag
             else None
         ),
     }

@@ -14,6 +14,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -95,9 +96,73 @@ class QueueFilter:
         return params
 
 
+@dataclass(slots=True)
+class QueueRow:
+    """One order of the queue with its current tag, read as plain values:
+    building full model instances for a row, its tag, evidence, profile and
+    user cost more than the query itself."""
+
+    id: int
+    order_id: str
+    row_number: int
+    created_at: datetime | None
+    customer_key: str
+    program_id: str
+    amount: Decimal
+    payment_status: str
+    payment_ref: str
+    discount_code: str
+    source_event: str
+    classification: str
+    rebuy_of: str
+    exception_code: str
+    tag: str | None
+    ev_payment_ref: str | None
+    ev_refund_ref: str | None
+    ev_evidence_ref: str | None
+    ev_note: str | None
+    ev_created_at: datetime | None
+    ev_by_name: str | None
+    ev_by_username: str | None
+
+    @property
+    def tagged_by(self) -> str:
+        return self.ev_by_name or self.ev_by_username or ""
+
+    @property
+    def evidence_summary(self) -> str:
+        """The reference a person looks for first."""
+        return (
+            self.ev_payment_ref or self.ev_refund_ref or self.ev_evidence_ref or self.ev_note or ""
+        )
+
+
+# QueueRow field → the lookup it is read from.
+QUEUE_ROW_FIELDS = {
+    **{name: name for name in QueueRow.__dataclass_fields__ if not name.startswith(("tag", "ev_"))},
+    "tag": "current_tag__tag",
+    "ev_payment_ref": "current_tag__evidence__payment_ref",
+    "ev_refund_ref": "current_tag__evidence__refund_ref",
+    "ev_evidence_ref": "current_tag__evidence__evidence_ref",
+    "ev_note": "current_tag__evidence__note",
+    "ev_created_at": "current_tag__evidence__created_at",
+    "ev_by_name": "current_tag__evidence__created_by__display_name",
+    "ev_by_username": "current_tag__evidence__created_by__user__username",
+}
+
+
+def as_queue_rows(queryset, *, stream: bool = False):
+    """QueueRows of an OrderRow queryset (ordering and slicing kept); with
+    `stream`, read in chunks (exports of a million rows)."""
+    values = queryset.values_list(*QUEUE_ROW_FIELDS.values())
+    if stream:
+        values = values.iterator(chunk_size=2000)
+    return (QueueRow(*row) for row in values)
+
+
 @dataclass
 class QueuePage:
-    rows: list[OrderRow]
+    rows: list[QueueRow]
     next_cursor: str | None
     prev_cursor: str | None
     page_size: int
@@ -384,20 +449,18 @@ def queue_page(
     """One page in OrderRow.id order, in one query: 'n<id>' cursors page
     forward from id, 'p<id>' backward; one extra row tells whether more
     follow."""
-    rows = queue_rows(reconciliation_import, flt).select_related(
-        "current_tag__evidence__created_by__user"
-    )
+    rows = queue_rows(reconciliation_import, flt)
     direction, anchor = decode_cursor(cursor) if cursor else ("n", None)
     if direction == "n":
         if anchor is not None:
             rows = rows.filter(id__gt=anchor)
-        fetched = list(rows.order_by("id")[: page_size + 1])
+        fetched = list(as_queue_rows(rows.order_by("id")[: page_size + 1]))
         more = len(fetched) > page_size
         fetched = fetched[:page_size]
         next_cursor = encode_cursor("n", fetched[-1].id) if more and fetched else None
         prev_cursor = encode_cursor("p", fetched[0].id) if anchor is not None and fetched else None
     else:
-        fetched = list(rows.filter(id__lt=anchor).order_by("-id")[: page_size + 1])
+        fetched = list(as_queue_rows(rows.filter(id__lt=anchor).order_by("-id")[: page_size + 1]))
         more = len(fetched) > page_size
         fetched = list(reversed(fetched[:page_size]))
         prev_cursor = encode_cursor("p", fetched[0].id) if more and fetched else None
@@ -412,11 +475,24 @@ def queue_page(
 
 def tag_counts(reconciliation_import: ReconciliationImport, program_id: str | None) -> TagCounts:
     """Counts per tag of the programme's rows (or the whole import), with the
-    total they progress toward."""
-    tags = OrderTag.objects.filter(reconciliation_import=reconciliation_import)
-    if program_id is not None:
-        tags = tags.filter(order_row__program_id=program_id)
-    by_tag = {row["tag"]: row["n"] for row in tags.values("tag").annotate(n=Count("pk"))}
+    total they progress toward. A programme is counted from its rows (the
+    programme index, then the tag by primary key), so the cost follows the
+    programme's size, not how many orders of other programmes carry tags."""
+    if program_id is None:
+        tags = OrderTag.objects.filter(reconciliation_import=reconciliation_import)
+        rows = tags.values("tag").annotate(n=Count("pk"))
+        by_tag = {row["tag"]: row["n"] for row in rows}
+    else:
+        rows = (
+            OrderRow.objects.filter(
+                reconciliation_import=reconciliation_import,
+                program_id=program_id,
+                current_tag__isnull=False,
+            )
+            .values("current_tag__tag")
+            .annotate(n=Count("id"))
+        )
+        by_tag = {row["current_tag__tag"]: row["n"] for row in rows}
     return TagCounts(total=scope_total(reconciliation_import, program_id), by_tag=by_tag)
 
 

@@ -42,6 +42,7 @@ REFERENCE_LIMITS = {"payment_ref": 200, "refund_ref": 200, "evidence_ref": 500, 
 TAGS_NEEDING_REFERENCE = frozenset(
     {OrderEvidence.Tag.PAID, OrderEvidence.Tag.REFUNDED, OrderEvidence.Tag.REBOUGHT}
 )
+TAG_VALUES = frozenset(OrderEvidence.Tag.values)
 MAX_ORDER_IDS = 200_000
 _CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
@@ -139,7 +140,7 @@ def contains_card_number(value: str) -> bool:
 def reference_problems(*, tag: str, refs: dict[str, str]) -> list[tuple[str, str, str]]:
     """(column, code, message) for each problem with a tag and its references."""
     problems = []
-    if tag not in OrderEvidence.Tag.values:
+    if tag not in TAG_VALUES:
         problems.append(
             ("tag", "invalid_tag", _("標記只能是 paid、refunded、rebought 或 unresolved。"))
         )
@@ -334,7 +335,8 @@ def rows_for_order_ids(
     order id has several rows), and the order ids not found, in given order."""
     found: dict[str, list[int]] = {}
     wanted = list(dict.fromkeys(order_ids))
-    # Bounded IN lists on the (import, order_id) index.
+    # IN lists of 900 on the (import, order_id) covering index: measured
+    # faster on SQLite than fewer, longer lists.
     for start in range(0, len(wanted), 900):
         chunk = wanted[start : start + 900]
         for row_id, order_id in OrderRow.objects.filter(
@@ -514,33 +516,51 @@ def import_tag_file(
         bad_rows.add(index)
         errors.append({"row": numbers[index], "column": column, "code": code, "message": message})
 
-    order_ids = frame["order_id"].tolist()
-    tags = frame["tag"].map(lambda v: canonical_tag(v) or "").tolist()
-    raw_tags = frame["tag"].tolist()
+    # Vectorised masks pick the rows that may have a problem; only those go
+    # through the per-row checks (the same ones a single tagging action
+    # runs), so a clean 28,000-row file costs a few column operations.
+    order_id_col = frame["order_id"]
+    tag_of = {value: canonical_tag(value) or "" for value in frame["tag"].unique()}
+    tag_col = frame["tag"].map(tag_of)
+    blank = (order_id_col == "").to_numpy()
+    repeated = (order_id_col.duplicated() & ~(order_id_col == "")).to_numpy()
+    suspect = blank | repeated | (tag_col == "").to_numpy()
+    for name in REFERENCE_FIELDS:
+        column = frame[name]
+        suspect |= (column.str.len() > REFERENCE_LIMITS[name]).to_numpy()
+        suspect |= column.str.contains(_CARD_CANDIDATE, regex=True).to_numpy()
+    no_reference = (
+        (frame["payment_ref"] == "") & (frame["refund_ref"] == "") & (frame["evidence_ref"] == "")
+    )
+    suspect |= (tag_col.isin(TAGS_NEEDING_REFERENCE) & no_reference).to_numpy()
+
+    order_ids = order_id_col.tolist()
+    tags = tag_col.tolist()
     ref_columns = {name: frame[name].tolist() for name in REFERENCE_FIELDS}
     first_seen: dict[str, int] = {}
-    for index, order_id in enumerate(order_ids):
-        if not order_id:
+    for index in (~blank & ~repeated).nonzero()[0].tolist():
+        first_seen[order_ids[index]] = index
+    for index in suspect.nonzero()[0].tolist():
+        order_id = order_ids[index]
+        if blank[index]:
             error(index, "order_id", "blank_order_id", _("order_id 空白。"))
-        elif order_id in first_seen:
+        elif repeated[index]:
             error(
                 index,
                 "order_id",
                 "duplicate_order_id",
                 _("order_id 與第 %(row)s 列重複。") % {"row": numbers[first_seen[order_id]]},
             )
-        else:
-            first_seen[order_id] = index
-        refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
         if not tags[index]:
             error(
                 index,
                 "tag",
                 "invalid_tag",
                 _("無法辨識的標記「%(value)s」：請填 paid、refunded、rebought 或 unresolved。")
-                % {"value": raw_tags[index][:40]},
+                % {"value": frame["tag"].iat[index][:40]},
             )
         else:
+            refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
             for column, code, message in reference_problems(tag=tags[index], refs=refs):
                 error(index, column, code, message)
 

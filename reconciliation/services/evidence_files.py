@@ -19,7 +19,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from reconciliation import schema
-from reconciliation.models import OrderEvidence, OrderRow
+from reconciliation.models import OrderEvidence
 
 
 @dataclass(frozen=True)
@@ -331,16 +331,15 @@ def _local(dt) -> str:
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""
 
 
-def export_record(row: OrderRow) -> list:
-    tag = getattr(row, "current_tag", None)
-    evidence = tag.evidence if tag is not None else None
+def export_record(row) -> list:
+    """One export line of a selectors.evidence.QueueRow."""
     return [
         row.order_id,
-        tag.tag if tag is not None else "",
-        evidence.payment_ref if evidence else "",
-        evidence.refund_ref if evidence else "",
-        evidence.evidence_ref if evidence else "",
-        evidence.note if evidence else "",
+        row.tag or "",
+        row.ev_payment_ref or "",
+        row.ev_refund_ref or "",
+        row.ev_evidence_ref or "",
+        row.ev_note or "",
         _local(row.created_at),
         row.program_id,
         row.amount,
@@ -351,8 +350,8 @@ def export_record(row: OrderRow) -> list:
         row.source_event,
         # Only the hashed key ever leaves the app; anything else is withheld.
         row.customer_key if _HASHED_KEY.fullmatch(row.customer_key or "") else "",
-        str(evidence.created_by) if evidence else "",
-        _local(evidence.created_at) if evidence else "",
+        row.tagged_by,
+        _local(row.ev_created_at),
     ]
 
 
@@ -361,7 +360,7 @@ class _Echo:
         return value
 
 
-def export_csv_chunks(rows: Iterable[OrderRow]) -> Iterator[str]:
+def export_csv_chunks(rows: Iterable) -> Iterator[str]:
     """CSV text in chunks, for a streaming response; every cell formula-safe."""
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
@@ -375,7 +374,7 @@ def export_csv_chunks(rows: Iterable[OrderRow]) -> Iterator[str]:
         yield "".join(batch)
 
 
-def export_xlsx(rows: Iterable[OrderRow]) -> bytes:
+def export_xlsx(rows: Iterable) -> bytes:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("evidence")
     sheet.append(list(EXPORT_COLUMNS))
