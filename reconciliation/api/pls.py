@@ -135,7 +135,7 @@ def dispatch(request, payload: DispatchIn):
         "reason": decision.reason,
         "evidence": decision.evidence,
         "data_request_id": decision.evidence.get("data_request_id"),
-        "created_at": decision.created_at,
+        "created_at": timezone.localtime(decision.created_at),
     }
 
 
