@@ -335,14 +335,21 @@ def rows_for_order_ids(
     order id has several rows), and the order ids not found, in given order."""
     found: dict[str, list[int]] = {}
     wanted = list(dict.fromkeys(order_ids))
-    # IN lists of 900 on the (import, order_id) covering index: measured
-    # faster on SQLite than fewer, longer lists.
-    for start in range(0, len(wanted), 900):
-        chunk = wanted[start : start + 900]
-        for row_id, order_id in OrderRow.objects.filter(
-            reconciliation_import=reconciliation_import, order_id__in=chunk
-        ).values_list("id", "order_id"):
-            found.setdefault(order_id, []).append(row_id)
+    rows = OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+    if len(wanted) * 8 >= reconciliation_import.row_count:
+        # Most of the import is asked for (a whole tag file): one pass over
+        # the (import, order_id) covering index beats thousands of probes.
+        wanted_set = set(wanted)
+        for row_id, order_id in rows.values_list("id", "order_id").iterator(chunk_size=20_000):
+            if order_id in wanted_set:
+                found.setdefault(order_id, []).append(row_id)
+    else:
+        # IN lists of 900 on the same index: measured faster on SQLite than
+        # fewer, longer lists.
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            for row_id, order_id in rows.filter(order_id__in=chunk).values_list("id", "order_id"):
+                found.setdefault(order_id, []).append(row_id)
     unknown = [order_id for order_id in wanted if order_id not in found]
     return found, unknown
 

@@ -73,7 +73,7 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
         )
         ref_label = _esc(_("單號／佐證"))
         inline_form = (
-            f'<td><form method="post" action="{_esc(reverse("evidence-tag"))}" class="ev-inline" data-inline-tag>'
+            f'<td class="ev-quick"><form method="post" action="{_esc(reverse("evidence-tag"))}" class="ev-inline" data-inline-tag>'
             f'<input type="hidden" name="csrfmiddlewaretoken" value="{_esc(get_token(request))}">'
             f'<input type="hidden" name="import_id" value="{_esc(import_id)}">'
             '<input type="hidden" name="scope" value="inline">'
@@ -86,6 +86,18 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
         )
     select_label = _("選取 %(order)s")
     rebuy_label = _("重買自 %(order)s")
+    # Column names repeated on each cell for the phone layout (CSS shows
+    # them as labels when the table becomes one card per order).
+    label = {
+        name: _esc(text)
+        for name, text in (
+            ("when", _("建立時間")),
+            ("amount", _("金額")),
+            ("source", _("直播場次")),
+            ("code", _("折扣碼")),
+            ("ref", _("付款單號")),
+        )
+    }
     out = []
     for row in rows:
         order_id = _esc(row.order_id)
@@ -95,20 +107,22 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
                 f'<td class="ev-check"><input type="checkbox" name="order_ids" value="{order_id}" '
                 f'form="bulk-form" aria-label="{_esc(select_label % {"order": row.order_id})}"></td>'
             )
-        parts.append(f"<td><b>{order_id}</b>")
+        parts.append(f'<td class="ev-order"><b>{order_id}</b>')
         if row.exception_code:
             parts.append(f'<div class="small bad">{_esc(row.exception_code)}</div>')
         if row.rebuy_of:
             parts.append(f'<div class="small">{_esc(rebuy_label % {"order": row.rebuy_of})}</div>')
-        created = _short_time(row.created_at)
-        classification = _esc(row.classification)
+        status = class_labels.get(row.classification, row.classification)
+        if row.classification == OrderRow.Classification.DUPLICATE:
+            status += f"（{class_labels.get(row.payment_status, row.payment_status)}）"
         parts.append(
-            f'</td><td class="ev-nowrap">{created}</td><td class="num">{_amount(row.amount)}</td>'
-            f"<td>{_esc(row.payment_status)}</td>"
-            f'<td><span class="status status-{classification}">'
-            f"{_esc(class_labels.get(row.classification, row.classification))}</span></td>"
-            f"<td>{_esc(row.source_event)}</td><td>{_esc(row.discount_code)}</td>"
-            f"<td><code>{_esc(row.payment_ref or '—')}</code></td>"
+            f'</td><td class="ev-when" data-label="{label["when"]}">{_short_time(row.created_at)}</td>'
+            f'<td class="num ev-amount" data-label="{label["amount"]}">{_amount(row.amount)}</td>'
+            f'<td class="ev-class"><span class="status status-{_esc(row.classification)}">'
+            f"{_esc(status)}</span></td>"
+            f'<td class="ev-source" data-label="{label["source"]}">{_esc(row.source_event)}</td>'
+            f'<td class="ev-code" data-label="{label["code"]}">{_esc(row.discount_code)}</td>'
+            f'<td class="ev-ref" data-label="{label["ref"]}"><code>{_esc(row.payment_ref or "—")}</code></td>'
             '<td class="ev-tag-cell" data-tag-cell>'
         )
         if row.tag:
@@ -174,7 +188,7 @@ def evidence_queue(request):
         params["limit"] = page_size
     summary = (
         ImportSummary.objects.filter(pk=reconciliation_import.pk)
-        .only("by_source_event", "by_discount_code")
+        .only("by_source_event", "by_discount_code", "effective_status")
         .first()
     )
     tag_cards = [
@@ -193,6 +207,7 @@ def evidence_queue(request):
         "reconciliation/evidence.html",
         {
             "imp": reconciliation_import,
+            "summary": summary,
             "flt": flt,
             "params": params,
             "page": page,
