@@ -70,6 +70,7 @@ lint: $(STAMP)
 # area appends its own timing line below.
 bench: $(STAMP)
 	$(BIN)/python manage.py make_sample_export
+	$(BIN)/python manage.py bench_import
 	$(BIN)/python manage.py bench_evidence
 
 # Translators' step (needs GNU gettext); the compiled .mo files are committed so

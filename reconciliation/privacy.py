@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 from django.conf import settings
 
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-HEX64_ANCHORED = r"^[0-9a-fA-F]{64}$"
 
 # Exact patterns (Python re), used on the few candidate cells only.
 CARD_RE = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9A-Za-z])")
@@ -105,24 +104,37 @@ def hash_customer_key(value: str) -> str:
     return hmac.new(_key_secret(), normalise_raw_key(value).encode(), hashlib.sha256).hexdigest()
 
 
-def hash_customer_keys(keys: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Vectorised: (64-hex keys, mask of the rows that were raw). Blank keys
-    stay blank (the validator reports them). Raw keys hash once per distinct
-    value, so a file of repeated e-mail addresses stays cheap."""
+def hash_customer_keys(keys) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Vectorised: (64 lowercase hex keys, mask of the rows that were raw,
+    mask of the rows that already were digests). Blank keys stay blank (the
+    validator reports them). Raw keys hash once per distinct value, so a
+    file of repeated e-mail addresses stays cheap."""
     arrow = _arrow(keys)
-    hashed = pc.fill_null(pc.match_substring_regex(arrow, HEX64_ANCHORED), False)
-    blank = pc.equal(arrow, "")
-    raw = pc.and_not(pc.invert(hashed), blank)
-    raw_mask = _np_bool(raw)
-    out = pc.utf8_lower(arrow)
-    if raw_mask.any():
-        raw_values = pd.Series(keys.to_numpy(dtype=object)[raw_mask])
-        codes, uniques = pd.factorize(raw_values)
-        digests = np.array([hash_customer_key(v) for v in uniques], dtype=object)
-        result = out.to_numpy(zero_copy_only=False).astype(object)
-        result[raw_mask] = digests[codes]
-        return pd.Series(pd.array(result, dtype=keys.dtype), index=keys.index), raw_mask
-    return pd.Series(pd.array(out, dtype=keys.dtype), index=keys.index), raw_mask
+    digest = _np_bool(pc.match_substring_regex(arrow, r"^[0-9a-f]{64}$"))
+    if digest.all():
+        return arrow, np.zeros(len(arrow), dtype=bool), digest
+    others = np.flatnonzero(~digest)
+    encoded = pc.dictionary_encode(pc.take(arrow, pa.array(others)))
+    replacement, kind = [], []  # kind: 0 blank, 1 digest in capitals, 2 raw
+    for value in encoded.dictionary.to_pylist():
+        if value == "":
+            replacement.append("")
+            kind.append(0)
+        elif HEX64.fullmatch(value):
+            replacement.append(value.lower())
+            kind.append(1)
+        else:
+            replacement.append(hash_customer_key(value))
+            kind.append(2)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    kinds = np.asarray(kind, dtype=np.int8)[indices]
+    digest[others[kinds == 1]] = True
+    raw_mask = np.zeros(len(arrow), dtype=bool)
+    raw_mask[others[kinds == 2]] = True
+    mask = np.zeros(len(arrow), dtype=bool)
+    mask[others] = True
+    values = pc.take(pa.array(replacement, pa.string()), encoded.indices)
+    return pc.replace_with_mask(arrow, pa.array(mask), values), raw_mask, digest
 
 
 # --- Cards and tokens ----------------------------------------------------------
@@ -191,8 +203,15 @@ def candidate_rows(columns: list[pd.Series]) -> np.ndarray:
     return np.flatnonzero(_np_bool(hit))
 
 
-def _arrow(series: pd.Series) -> pa.ChunkedArray | pa.Array:
-    array = pa.array(series.array) if not isinstance(series, pa.Array) else series
+def _arrow(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        array = values
+    else:
+        array = pa.array(values.array if isinstance(values, pd.Series) else values)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
     if array.type != pa.string():
         array = pc.cast(array, pa.string())
     return array

@@ -4,6 +4,7 @@ from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
+from reconciliation.views import uploads as upload_views
 
 urlpatterns = [
     path("", requests.board, name="board"),
@@ -26,4 +27,8 @@ urlpatterns = [
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
+    path("requests/<uuid:pk>/upload/", upload_views.upload_page, name="upload-page"),
+    path(
+        "uploads/<uuid:upload_id>/report.<str:fmt>", upload_views.upload_report, name="upload-report"
+    ),
 ]

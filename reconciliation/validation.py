@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from django.utils.translation import gettext_lazy
 
 from reconciliation import privacy, schema
-from reconciliation.readers import STRING, FileProblem, RawTable, read_upload
+from reconciliation.readers import FileProblem, RawTable, read_upload
 
 TAIPEI = "Asia/Taipei"
 SHOWN_VALUE_CHARS = 60
@@ -230,7 +230,7 @@ class ValidationResult:
         out = []
         for row, column, code, value in errors.itertuples(index=False, name=None):
             message, hint = describe(
-                code, {"column": column, "value": value, **_extra(code, value)}
+                code, {"column": column, "value": value, **message_params(code, value)}
             )
             out.append(
                 {
@@ -245,7 +245,7 @@ class ValidationResult:
         return out
 
 
-def _extra(code: str, value: str) -> dict:
+def message_params(code: str, value: str) -> dict:
     """Parameters some messages carry inside the stored value."""
     if code == "wrong_field_count" and "/" in value:
         actual, expected = value.split("/", 1)
@@ -280,8 +280,10 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
         headers=[privacy.redact(h) for h in raw.headers],
     )
     positions, extras = _map_headers(raw.headers, result)
-    frame, row_numbers = _drop_blank_rows(raw.frame, raw.row_numbers)
-    result.row_count = len(frame)
+    # Spaces and tabs around values go (TikTok puts a tab after long ids).
+    cells = {p: pc.utf8_trim_whitespace(_arrow(raw.frame[p])) for p in raw.frame.columns}
+    cells, row_numbers = _drop_blank_rows(cells, raw.row_numbers)
+    result.row_count = len(row_numbers)
     if result.row_count == 0 and not raw.ragged_rows:
         result.file_errors.append(file_error("header_only"))
     if extras:
@@ -291,53 +293,45 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
     errors = _RowErrors(row_numbers)
     for row, fields in raw.ragged_rows:
         errors.single(row, "", "wrong_field_count", f"{fields}/{len(raw.headers)}")
-
-    columns = {name: _strip(frame[pos]) for name, pos in positions.items()}
-    # Errors in extra columns name the column by its header.
-    names = {
-        position: (
-            schema.canonical_column(header)
-            if positions.get(schema.canonical_column(header) or "") == position
-            else (privacy.redact(str(header).strip())[:SHOWN_VALUE_CHARS] or f"#{position + 1}")
-        )
-        for position, header in enumerate(raw.headers)
-        if position in frame.columns
-    }
-    keys = columns["customer_key"].to_numpy(dtype=object) if "customer_key" in columns else None
-    errors.flagged = _scan_sensitive(frame, names, keys, errors)
+    columns = {name: cells[position] for name, position in positions.items()}
+    normal = {"row_number": row_numbers}
+    checks = []  # (mask, column, code, values shown) — added once rows are flagged
+    # Cells known to be harmless (a parsed date, a digest) are left out of the
+    # card/token scan.
+    harmless: dict[int, np.ndarray] = {}
 
     for name, values in columns.items():
-        column = schema.BY_NAME[name]
-        blank = _np(pc.equal(_arrow(values), ""))
-        if not column.allow_blank and blank.any():
+        if not schema.BY_NAME[name].allow_blank:
+            blank = _np(pc.equal(values, ""))
             code = "blank_order_id" if name == "order_id" else "blank_value"
-            errors.add(blank, name, code, None)
+            checks.append((blank, name, code, None))
         if name in MAX_LENGTHS:
-            too_long = _np(pc.greater(pc.utf8_length(_arrow(values)), MAX_LENGTHS[name]))
-            if too_long.any():
-                errors.add(too_long, name, "too_long", str(MAX_LENGTHS[name]))
-
-    normal = {"row_number": row_numbers}
+            too_long = _np(pc.greater(pc.utf8_length(values), MAX_LENGTHS[name]))
+            checks.append((too_long, name, "too_long", str(MAX_LENGTHS[name])))
     if "created_at" in columns:
         stamps, bad = parse_datetimes(columns["created_at"])
-        errors.add(bad, "created_at", "bad_date", columns["created_at"])
+        checks.append((bad, "created_at", "bad_date", columns["created_at"]))
         normal["created_at"] = stamps
+        harmless[positions["created_at"]] = stamps.notna().to_numpy()
         if period is not None:
-            _period_warning(stamps, bad, period, row_numbers, result)
+            _period_warning(stamps, period, row_numbers, result)
     if "amount" in columns:
         amounts, bad, negative = parse_amounts(columns["amount"])
-        errors.add(bad, "amount", "bad_amount", columns["amount"])
-        errors.add(negative, "amount", "negative_amount", columns["amount"])
+        checks.append((bad, "amount", "bad_amount", columns["amount"]))
+        checks.append((negative, "amount", "negative_amount", columns["amount"]))
         normal["amount"] = amounts
     if "payment_status" in columns:
         statuses, unknown = canonical_statuses(columns["payment_status"])
-        errors.add(unknown, "payment_status", "unknown_payment_status", columns["payment_status"])
+        checks.append(
+            (unknown, "payment_status", "unknown_payment_status", columns["payment_status"])
+        )
         normal["payment_status"] = statuses
     if "customer_key" in columns:
-        keys, raw_keys = privacy.hash_customer_keys(columns["customer_key"])
+        keys, raw_keys, digests = privacy.hash_customer_keys(columns["customer_key"])
         if raw_keys.any():
             result.warnings.append(_warning("customer_key_hashed", int(raw_keys.sum())))
         normal["customer_key"] = keys
+        harmless[positions["customer_key"]] = digests
     if "order_id" in columns:
         duplicated = duplicate_mask(columns["order_id"])
         if duplicated.any():
@@ -352,6 +346,10 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
         if name in columns:
             normal[name] = columns[name]
 
+    names = _column_names(raw.headers, positions)
+    errors.flagged = _scan_sensitive(cells, names, harmless, errors)
+    for mask, column, code, values in checks:
+        errors.add(mask, column, code, values)
     result.row_errors = errors.frame()
     if not result.missing_fields and not result.file_errors:
         result.frame = _normalised_frame(normal)
@@ -389,44 +387,53 @@ def _map_headers(headers: list[str], result: ValidationResult) -> tuple[dict[str
     return {name: places[0] for name, places in found.items()}, extras
 
 
-def _drop_blank_rows(frame: pd.DataFrame, row_numbers: np.ndarray):
+def _drop_blank_rows(cells: dict, row_numbers: np.ndarray):
     """Rows with nothing in any cell (Excel's trailing formatted rows, blank
     lines) are not data."""
-    if frame.shape[1] == 0 or len(frame) == 0:
-        return frame.iloc[:0], row_numbers[:0]
-    lengths = None
-    for position in frame.columns:
-        length = pc.utf8_length(pc.utf8_trim_whitespace(_arrow(frame[position])))
-        lengths = length if lengths is None else pc.add(lengths, length)
-    keep = _np(pc.greater(lengths, 0))
+    if not cells or len(row_numbers) == 0:
+        return {p: a.slice(0, 0) for p, a in cells.items()}, row_numbers[:0]
+    blank = None
+    for values in cells.values():
+        empty = pc.equal(values, "")
+        blank = empty if blank is None else pc.and_(blank, empty)
+    keep = ~_np(blank)
     if keep.all():
-        return frame, row_numbers
-    return frame[keep].reset_index(drop=True), row_numbers[keep]
+        return cells, row_numbers
+    mask = pa.array(keep)
+    return {p: pc.filter(a, mask) for p, a in cells.items()}, row_numbers[keep]
 
 
-def _strip(values: pd.Series) -> pd.Series:
-    """Spaces and tabs around values go (TikTok puts a tab after long ids)."""
-    return pd.Series(pd.array(pc.utf8_trim_whitespace(_arrow(values)), dtype=STRING))
+def _column_names(headers: list[str], positions: dict[str, int]) -> dict[int, str]:
+    """Errors name a schema column by its name, an extra one by its header."""
+    by_position = {position: name for name, position in positions.items()}
+    return {
+        position: by_position.get(position)
+        or privacy.redact(str(header).strip())[:SHOWN_VALUE_CHARS]
+        or f"#{position + 1}"
+        for position, header in enumerate(headers)
+    }
 
 
-def _scan_sensitive(frame: pd.DataFrame, names: dict, keys, errors: "_RowErrors") -> np.ndarray:
+def _scan_sensitive(cells: dict, names: dict, harmless: dict, errors: "_RowErrors") -> np.ndarray:
     """Card numbers and payment tokens in any cell of any column (extra
     columns included). Returns the mask of rows that hold one."""
-    flagged = np.zeros(len(frame), dtype=bool)
-    if len(frame) == 0 or frame.shape[1] == 0:
+    n = len(errors.row_numbers)
+    flagged = np.zeros(n, dtype=bool)
+    if n == 0 or not cells:
         return flagged
-    candidates = privacy.candidate_rows([frame[p] for p in frame.columns])
+    scanned = {}
+    for position, values in cells.items():
+        skip = harmless.get(position)
+        scanned[position] = values if skip is None else pc.if_else(pa.array(skip), "", values)
+    candidates = privacy.candidate_rows(list(scanned.values()))
     if candidates.size == 0:
         return flagged
-    cells = frame.take(candidates).to_numpy(dtype=object)
-    positions = list(frame.columns)
-    for index, row in zip(candidates.tolist(), cells, strict=True):
-        for position, text in zip(positions, row, strict=True):
-            name = names[position]
-            if name == "customer_key" and privacy.is_hashed_key(str(keys[index])):
-                continue  # a digest's digits are not a card
-            for code, masked in privacy.find_sensitive(text):
-                errors.single_at(index, name, code, masked)
+    taken = pa.array(candidates)
+    texts = {p: pc.take(a, taken).to_pylist() for p, a in scanned.items()}
+    for offset, index in enumerate(candidates.tolist()):
+        for position, values in texts.items():
+            for code, masked in privacy.find_sensitive(values[offset]):
+                errors.single_at(index, names.get(position, f"#{position + 1}"), code, masked)
                 flagged[index] = True
     return flagged
 
@@ -451,7 +458,7 @@ class _RowErrors:
         elif isinstance(values, str):
             shown = np.full(where.size, values, dtype=object)
         else:
-            shown = values.to_numpy(dtype=object)[where]
+            shown = pc.take(_arrow(values), pa.array(where)).to_pylist()
             sensitive = self.flagged[where]
             shown = np.array(
                 [
@@ -519,48 +526,109 @@ EXCEL_EPOCH = datetime(1899, 12, 30)
 EXCEL_SERIAL_RANGE = (25569, 73051)  # 1970-01-01 .. 2100-01-01
 YEAR_RANGE = (1970, 2100)
 NAT = np.iinfo(np.int64).min
+TAIPEI_FIXED_SINCE = pd.Timestamp("1980-01-01").value
+YEAR_BOUNDS = (
+    pd.Timestamp(f"{YEAR_RANGE[0]}-01-01").value,
+    pd.Timestamp(f"{YEAR_RANGE[1] + 1}-01-01").value,
+)
 
 
-def parse_datetimes(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
     """(UTC timestamps, mask of non-blank values that are not dates).
 
     Accepted: ISO 8601 (with T or a space, seconds optional, an offset or Z
     optional), the same with slashes (2026/05/12 20:15, unpadded too), the
     zh-TW Excel form "2026/5/12 下午 08:15:00", AM/PM, and Excel serial day
-    numbers. Times without an offset are Asia/Taipei."""
-    n = len(values)
-    arrow = _arrow(values)
-    blank = _np(pc.equal(arrow, ""))
-    text = pd.Series(pd.array(pc.replace_substring(arrow, "/", "-"), dtype=STRING))
-    aware = _np(pc.match_substring_regex(_arrow(text), _TZ_SUFFIX))
-    nanos = np.full(n, NAT, dtype=np.int64)  # UTC nanoseconds
-    naive = ~aware & ~blank
+    numbers. Times without an offset are Asia/Taipei.
+
+    Steps: the zero-padded "YYYY-MM-DD HH:MM[:SS]" forms (nearly every row
+    of a real export) parse in Arrow and are checked field by field, since
+    Arrow's strptime rolls 02-30 over into March; the rest go through
+    pandas' strict ISO parser; what is left, one value at a time."""
+    text = pc.replace_substring(_arrow(values), "/", "-")
+    n = len(text)
+    blank = _np(pc.equal(text, ""))
+    nanos = np.full(n, NAT, dtype=np.int64)  # naive Taipei first, then UTC
+    aware = np.zeros(n, dtype=bool)
+    lengths = pc.utf8_length(text).to_numpy(zero_copy_only=False)
+    for length, formats in (
+        (19, ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")),
+        (16, ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")),
+    ):
+        todo = (lengths == length) & (nanos == NAT)
+        if not todo.any():
+            continue
+        index = pa.array(np.flatnonzero(todo))
+        subset = pc.take(text, index)
+        for fmt in formats:
+            parsed = pc.strptime(subset, format=fmt, unit="s", error_is_null=True)
+            good = _np(pc.is_valid(parsed)) & _fields_match(subset, parsed)
+            if good.any():
+                where = index.to_numpy()[good]
+                nanos[where] = (
+                    pc.filter(parsed, pa.array(good)).cast(pa.int64()).to_numpy() * 1_000_000_000
+                )
+            if good.all():
+                break
+    left = (nanos == NAT) & ~blank
+    if left.any():
+        index = np.flatnonzero(left)
+        rest = pc.take(text, pa.array(index)).to_numpy(zero_copy_only=False)
+        has_zone = _np(pc.match_substring_regex(pa.array(rest, pa.string()), _TZ_SUFFIX))
+        naive_part = pd.to_datetime(rest[~has_zone], format="ISO8601", errors="coerce", cache=False)
+        nanos[index[~has_zone]] = np.asarray(naive_part.asi8)
+        if has_zone.any():
+            zoned = pd.to_datetime(
+                rest[has_zone], format="ISO8601", errors="coerce", utc=True, cache=False
+            )
+            nanos[index[has_zone]] = np.asarray(zoned.asi8)
+            aware[index[has_zone]] = True
+        odd = np.flatnonzero((nanos == NAT) & ~blank)
+        if odd.size:
+            originals = pc.take(_arrow(values), pa.array(odd)).to_pylist()
+            for i, original in zip(odd.tolist(), originals, strict=True):
+                nanos[i], aware[i] = _parse_odd_datetime(original)
+    naive = (nanos != NAT) & ~aware
     if naive.any():
-        parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        parsed = parsed.dt.tz_localize(TAIPEI, ambiguous="NaT", nonexistent="NaT")
-        nanos[naive] = parsed.dt.tz_convert("UTC").array.asi8
-    if aware.any():
-        parsed = pd.to_datetime(
-            text[aware].astype(object), format="ISO8601", errors="coerce", utc=True
-        )
-        nanos[aware] = parsed.array.asi8
-    left = np.flatnonzero((nanos == NAT) & ~blank)
-    if left.size:
-        original = values.to_numpy(dtype=object)
-        nanos[left] = [_parse_odd_datetime(original[i]) for i in left]
-    stamps = pd.Series(pd.to_datetime(nanos, utc=True))
-    years = stamps.dt.year.to_numpy(dtype=np.float64, na_value=np.nan)
-    out_of_range = (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1])
-    if out_of_range.any():
-        nanos[out_of_range] = NAT
-        stamps = pd.Series(pd.to_datetime(nanos, utc=True))
+        nanos[naive] = _taipei_to_utc(nanos[naive])
+    valid = nanos != NAT
+    nanos[valid & ((nanos < YEAR_BOUNDS[0]) | (nanos >= YEAR_BOUNDS[1]))] = NAT
+    stamps = pd.Series(nanos.view("datetime64[ns]")).dt.tz_localize("UTC")
     bad = (nanos == NAT) & ~blank
     return stamps, bad
 
 
-def _parse_odd_datetime(text: str):
+def _fields_match(text: pa.Array, parsed: pa.Array) -> np.ndarray:
+    """Whether the day and minute read back as written (a rolled-over 02-30
+    or :60 second does not); positions are fixed in the padded forms."""
+    ok = np.ones(len(text), dtype=bool)
+    # Arrow refuses a month, hour or minute out of range but rolls a day
+    # past the month's end and a 60th second over: day and minute catch both.
+    for start, component in ((8, pc.day), (14, pc.minute)):
+        written = pc.utf8_slice_codeunits(text, start, start + 2)
+        try:
+            written = pc.cast(written, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return np.zeros(len(text), dtype=bool)
+        ok &= _np(pc.equal(written, component(parsed)))
+    return ok
+
+
+def _taipei_to_utc(local_nanos: np.ndarray) -> np.ndarray:
+    """Asia/Taipei has been UTC+8 without daylight saving since 1980; older
+    times go through the tz database."""
+    if local_nanos.min() >= TAIPEI_FIXED_SINCE:
+        return local_nanos - 8 * 3600 * 1_000_000_000
+    index = pd.DatetimeIndex(local_nanos.view("datetime64[ns]")).tz_localize(
+        TAIPEI, ambiguous="NaT", nonexistent="NaT"
+    )
+    return np.asarray(index.tz_convert("UTC").asi8)
+
+
+def _parse_odd_datetime(text: str) -> tuple[int, bool]:
     """The forms pandas' ISO parser does not take, one value at a time (only
-    for the values it could not parse): UTC nanoseconds, or NAT."""
+    for the values it could not parse): (naive Taipei nanoseconds or NAT,
+    False)."""
     text = str(text).strip()
     match = _AMPM.match(text)
     if match:
@@ -574,72 +642,75 @@ def _parse_odd_datetime(text: str):
         try:
             local = datetime(int(year), int(month), int(day), hour, int(minute), int(second or 0))
         except ValueError:
-            return NAT
-        return _utc_nanos(local)
+            return NAT, False
+        return _naive_nanos(local), False
     try:
         serial = float(text)
     except ValueError:
-        return NAT
+        return NAT, False
     if EXCEL_SERIAL_RANGE[0] <= serial <= EXCEL_SERIAL_RANGE[1]:
         local = EXCEL_EPOCH + timedelta(days=serial)
         local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
-        return _utc_nanos(local)
-    return NAT
+        return _naive_nanos(local), False
+    return NAT, False
 
 
-def _utc_nanos(local: datetime) -> int:
-    return pd.Timestamp(local).tz_localize(TAIPEI).tz_convert("UTC").value
+def _naive_nanos(local: datetime) -> int:
+    return pd.Timestamp(local).value
 
 
 _AMOUNT_NOISE = r"^(?:NT\$|NTD|TWD|\$|＄)|[,，\s元]|(?:NTD|TWD)$"
 
 
-def parse_amounts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_amounts(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(amounts rounded to cents, not-a-number mask, negative mask); blanks
     are neither (the blank check reports them). Thousands separators,
     NT$/$ and 元 are tolerated; (100) is -100."""
     arrow = _arrow(values)
-    blank = _np(pc.equal(arrow, ""))
-    filled = pc.if_else(pc.equal(arrow, ""), "0", arrow)
+    blank = pc.equal(arrow, "")
+    filled = pc.if_else(blank, "0", arrow)
     try:
         numbers = pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         cleaned = pc.replace_substring_regex(filled, _AMOUNT_NOISE, "")
         cleaned = pc.replace_substring_regex(cleaned, r"^\((.*)\)$", r"-\1")
-        numbers = pd.to_numeric(
-            pd.Series(pd.array(cleaned, dtype=STRING)).astype(object), errors="coerce"
-        ).to_numpy(dtype=np.float64)
+        numbers = pd.to_numeric(cleaned.to_numpy(zero_copy_only=False), errors="coerce").astype(
+            np.float64
+        )
     numbers = np.asarray(numbers, dtype=np.float64)
-    bad = ~np.isfinite(numbers) & ~blank
-    negative = np.isfinite(numbers) & (numbers < 0)
-    return np.round(np.where(np.isfinite(numbers), numbers, np.nan), 2), bad, negative
+    finite = np.isfinite(numbers)
+    bad = ~finite & ~_np(blank)
+    negative = finite & (numbers < 0)
+    return np.round(np.where(finite, numbers, np.nan), 2), bad, negative
 
 
-def canonical_statuses(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(paid/pending/refunded or '', unknown mask). The mapping runs once per
-    distinct value."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-    mapped = np.array(
-        [schema.canonical_payment_status(u) or "" for u in uniques] + [""], dtype=object
+def canonical_statuses(values) -> tuple[pa.Array, np.ndarray]:
+    """(paid/pending/refunded or '', unknown mask). The synonyms are looked
+    up once per distinct value."""
+    encoded = pc.dictionary_encode(_arrow(values))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    mapped = pa.array(
+        [schema.canonical_payment_status(v) or "" for v in encoded.dictionary.to_pylist()],
+        pa.string(),
     )
-    statuses = mapped[codes]
-    blank = values.to_numpy(dtype=object) == ""
-    unknown = (statuses == "") & ~blank
+    statuses = pc.take(mapped, encoded.indices)
+    unknown = _np(pc.equal(statuses, "")) & ~_np(pc.equal(_arrow(values), ""))
     return statuses, unknown
 
 
-def duplicate_mask(values: pd.Series) -> np.ndarray:
+def duplicate_mask(values) -> np.ndarray:
     """Rows whose non-blank order_id appears more than once in the file."""
     arrow = _arrow(values)
     counts = pc.value_counts(arrow)
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     repeated = pc.filter(repeated, pc.not_equal(repeated, ""))
     if len(repeated) == 0:
-        return np.zeros(len(values), dtype=bool)
+        return np.zeros(len(arrow), dtype=bool)
     return _np(pc.is_in(arrow, value_set=repeated))
 
 
-def _period_warning(stamps, bad, period, row_numbers, result) -> None:
+def _period_warning(stamps, period, row_numbers, result) -> None:
     start, end = period
     low = pd.Timestamp(start).tz_localize(TAIPEI).tz_convert("UTC")
     high = (pd.Timestamp(end) + pd.Timedelta(days=1)).tz_localize(TAIPEI).tz_convert("UTC")
@@ -658,35 +729,32 @@ def _period_warning(stamps, bad, period, row_numbers, result) -> None:
 
 
 def _normalised_frame(normal: dict) -> pd.DataFrame:
-    """The contract's columns, in its order, Arrow-backed strings."""
+    """The contract's columns, in its order; text stays Arrow-backed."""
     n = len(normal["row_number"])
-    empty = pd.array([""] * n, dtype=STRING)
-    frame = pd.DataFrame(
+    empty = pa.array([""] * n, pa.string())
+
+    def text(name):
+        return pd.arrays.ArrowExtensionArray(_arrow(normal.get(name, empty)))
+
+    return pd.DataFrame(
         {
             "row_number": np.asarray(normal["row_number"], dtype=np.int64),
-            "order_id": _values(normal.get("order_id"), empty),
+            "order_id": text("order_id"),
             "created_at": (
                 normal["created_at"].array
                 if "created_at" in normal
                 else pd.array([pd.NaT] * n, dtype="datetime64[ns, UTC]")
             ),
-            "customer_key": _values(normal.get("customer_key"), empty),
-            "program_id": _values(normal.get("program_id"), empty),
+            "customer_key": text("customer_key"),
+            "program_id": text("program_id"),
             "amount": np.asarray(normal.get("amount", np.zeros(n)), dtype=np.float64),
-            "payment_status": pd.array(
-                normal["payment_status"] if "payment_status" in normal else empty, dtype=STRING
-            ),
-            "payment_ref": _values(normal.get("payment_ref"), empty),
-            "discount_code": _values(normal.get("discount_code"), empty),
-            "source_event": _values(normal.get("source_event"), empty),
-            "owner_note": _values(normal.get("owner_note"), empty),
+            "payment_status": text("payment_status"),
+            "payment_ref": text("payment_ref"),
+            "discount_code": text("discount_code"),
+            "source_event": text("source_event"),
+            "owner_note": text("owner_note"),
         }
     )
-    return frame
-
-
-def _values(series, empty):
-    return empty if series is None else pd.array(series, dtype=STRING)
 
 
 # --- Arrow helpers --------------------------------------------------------------------

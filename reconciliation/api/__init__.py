@@ -90,3 +90,7 @@ api.add_router("/kolable/", _evidence.router)
 from reconciliation.api import reconciliation as _reconciliation  # noqa: E402
 
 api.add_router("/kolable/", _reconciliation.router)
+
+from reconciliation.api import uploads as _uploads  # noqa: E402
+
+api.add_router("/kolable/", _uploads.router)

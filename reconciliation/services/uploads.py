@@ -1,0 +1,433 @@
+"""Wade's uploads (seed test C, SPEC §4): keep the bytes, validate, record
+the result, move the request, tell Wade.
+
+Steps of ``receive_upload``:
+
+1. Stream the file into a temporary file under UPLOAD_DIR while hashing it;
+   beyond MAX_UPLOAD_MB stop and answer 413 (nothing kept: nothing was read).
+2. The same bytes already uploaded to this request → the earlier Upload,
+   marked as a duplicate (no second copy, no second row).
+3. Atomically rename the bytes to ``UPLOAD_DIR/<sha[:2]>/<sha>`` — before
+   the row commits, so a row never points at nothing and a failing file is
+   kept like any other.
+4. One transaction: the Upload row (the unique constraint on request+sha256
+   decides between two identical uploads racing; the loser answers as a
+   duplicate), the request to ``uploaded`` by compare-and-set, the audit
+   event.
+5. Validate outside any transaction (it may take seconds), write the error
+   report and, for an accepted file, the normalised frame the import reads.
+6. One transaction: the result onto the Upload (compare-and-set from
+   pending, so a result is written once), the request to ``accepted`` (from
+   any state still owed a file, so a racing escalation never wins over an
+   accepted file) or ``schema_failed`` (only from ``uploaded``), the audit
+   event, and for a failure Wade's notification with the missing columns.
+   An accepted upload queues its import on commit.
+"""
+
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from reconciliation.errors import Conflict, DomainError, InvalidInput
+from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
+from reconciliation.services.audit import record_audit
+from reconciliation.services.notify import absolute, queue_message
+from reconciliation.services.profiles import profile_for
+from reconciliation.services.reports import report_paths, write_reports
+from reconciliation.validation import ValidationResult, validate_file
+
+logger = logging.getLogger(__name__)
+
+ROW_ERRORS_KEPT = 200  # on the Upload row; the report has them all
+CHUNK = 1 << 20
+CONTRACT_COLUMNS = (
+    "row_number",
+    "order_id",
+    "created_at",
+    "customer_key",
+    "program_id",
+    "amount",
+    "payment_status",
+    "payment_ref",
+    "discount_code",
+    "source_event",
+    "owner_note",
+)
+
+
+@dataclass
+class UploadOutcome:
+    upload: Upload
+    duplicate_of: Upload | None = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.duplicate_of is not None
+
+
+def max_upload_bytes() -> int:
+    return int(settings.MAX_UPLOAD_MB) * 1_048_576
+
+
+def too_large(size: int) -> DomainError:
+    return DomainError(
+        "too_large",
+        {
+            "message": f"檔案 {size / 1_048_576:.1f} MB，超過上限 {settings.MAX_UPLOAD_MB} MB。",
+            "hint": "把期間分成幾段分別匯出，或改存成 CSV（通常小很多）再上傳。",
+            "limit_mb": int(settings.MAX_UPLOAD_MB),
+        },
+        status=413,
+    )
+
+
+def upload_root() -> Path:
+    return Path(settings.UPLOAD_DIR)
+
+
+def kept_path(upload: Upload) -> Path:
+    return upload_root() / upload.storage_path
+
+
+def normalised_cache_path(upload_id) -> Path:
+    return upload_root() / "normalized" / f"{upload_id}.parquet"
+
+
+# --- Receiving ---------------------------------------------------------------------
+
+
+def _stream_to_temporary(file) -> tuple[Path, str, int]:
+    """(temporary path, sha256, size), refusing beyond the size cap."""
+    limit = max_upload_bytes()
+    folder = upload_root() / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f"{uuid.uuid4().hex}.part"
+    digest = hashlib.sha256()
+    size = 0
+    chunks = file.chunks(CHUNK) if hasattr(file, "chunks") else iter(lambda: file.read(CHUNK), b"")
+    try:
+        with temporary.open("wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(size)
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary, digest.hexdigest(), size
+
+
+def _keep(temporary: Path, sha256: str) -> str:
+    """Move the bytes to their content address; returns the path relative
+    to UPLOAD_DIR. The same bytes already kept (another request) are simply
+    replaced by an identical copy."""
+    relative = f"{sha256[:2]}/{sha256}"
+    final = upload_root() / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temporary, final)
+    return relative
+
+
+def receive_upload(
+    *, data_request: DataRequest, uploaded_by, file, original_name: str, content_type: str = ""
+) -> UploadOutcome:
+    """Keep, record and validate one uploaded file (the steps are in the
+    module docstring). Raises DomainError for a refused upload (413 too
+    large, 409 the request no longer takes files)."""
+    if getattr(file, "size", None) is not None and file.size > max_upload_bytes():
+        raise too_large(file.size)
+    temporary, sha256, size = _stream_to_temporary(file)
+    earlier = Upload.objects.filter(data_request=data_request, sha256=sha256).first()
+    if earlier is not None:
+        temporary.unlink(missing_ok=True)
+        return UploadOutcome(upload=earlier, duplicate_of=earlier)
+    data_request.refresh_from_db(fields=["status"])
+    if data_request.status not in DataRequest.AWAITING_FILE:
+        temporary.unlink(missing_ok=True)
+        raise _not_taking_files(data_request)
+    relative = _keep(temporary, sha256)
+    uploader = profile_for(uploaded_by)
+    name = Path(original_name or "upload").name[:255] or "upload"
+    try:
+        with transaction.atomic():
+            upload = Upload.objects.create(
+                data_request=data_request,
+                uploaded_by=uploader,
+                original_name=name,
+                content_type=(content_type or "")[:120],
+                size=size,
+                sha256=sha256,
+                storage_path=relative,
+            )
+            DataRequest.objects.filter(
+                pk=data_request.pk,
+                status__in=[
+                    DataRequest.Status.OPEN,
+                    DataRequest.Status.SCHEMA_FAILED,
+                    DataRequest.Status.ESCALATED,
+                ],
+            ).update(status=DataRequest.Status.UPLOADED, updated_at=timezone.now())
+            record_audit(
+                verb=AuditEvent.Verb.UPLOAD_RECEIVED,
+                actor=uploader,
+                data_request=data_request,
+                message=f"{uploader} 上傳 {name}（{_size_text(size)}，sha256 {sha256[:12]}…）。",
+                upload_id=str(upload.pk),
+                sha256=sha256,
+                size=size,
+                original_name=name,
+            )
+    except IntegrityError:
+        # An identical upload committed first: answer with its result.
+        earlier = Upload.objects.filter(data_request=data_request, sha256=sha256).first()
+        if earlier is None:
+            raise
+        return UploadOutcome(upload=earlier, duplicate_of=earlier)
+    return UploadOutcome(upload=finish_upload(upload=upload))
+
+
+def _not_taking_files(data_request: DataRequest) -> Conflict:
+    if data_request.status == DataRequest.Status.ACCEPTED:
+        message = "這個請求已經有驗收通過的檔案；要換檔請先請 Louis 結案並重開請求。"
+    else:
+        message = f"這個請求目前是「{data_request.get_status_display()}」，不再收檔。"
+    return Conflict(
+        "request_not_awaiting_file",
+        {"message": message, "request_status": data_request.status},
+    )
+
+
+def _size_text(size: int) -> str:
+    if size >= 1_048_576:
+        return f"{size / 1_048_576:.1f} MB"
+    return f"{max(size, 1) / 1024:.0f} KB" if size else "0 KB"
+
+
+# --- Validating and recording the result ----------------------------------------------
+
+
+def finish_upload(*, upload: Upload) -> Upload:
+    """Validate the kept bytes and record the result once. Safe to call
+    again for an upload left pending (e.g. the process died mid-way)."""
+    data_request = upload.data_request
+    result = validate_file(
+        kept_path(upload), period=(data_request.period_start, data_request.period_end)
+    )
+    report = ""
+    if result.file_errors or result.row_error_count or result.warnings:
+        report = write_reports(
+            upload_id=upload.pk, original_name=upload.original_name, result=result
+        )
+    if result.accepted:
+        _write_cache(upload.pk, result.frame)
+    status = Upload.SchemaStatus.ACCEPTED if result.accepted else Upload.SchemaStatus.SCHEMA_FAILED
+    row_errors = result.row_error_dicts(limit=ROW_ERRORS_KEPT)
+    with transaction.atomic():
+        changed = Upload.objects.filter(
+            pk=upload.pk, schema_status=Upload.SchemaStatus.PENDING
+        ).update(
+            schema_status=status,
+            detected_kind=result.kind,
+            missing_fields=result.missing_fields,
+            file_errors=result.file_errors,
+            row_errors=row_errors,
+            row_error_count=result.row_error_count,
+            warnings=result.warnings,
+            row_count=result.row_count,
+            report_path=report,
+        )
+        if changed:
+            upload.refresh_from_db()
+            if result.accepted:
+                _on_accepted(upload)
+            else:
+                _on_failed(upload, result)
+    upload.refresh_from_db()
+    return upload
+
+
+def _on_accepted(upload: Upload) -> None:
+    data_request = upload.data_request
+    DataRequest.objects.filter(pk=data_request.pk, status__in=DataRequest.AWAITING_FILE).update(
+        status=DataRequest.Status.ACCEPTED,
+        artifact_ref=str(upload.pk),
+        missing_fields=[],
+        updated_at=timezone.now(),
+    )
+    warnings = "；".join(w["message"] for w in upload.warnings)
+    record_audit(
+        verb=AuditEvent.Verb.UPLOAD_ACCEPTED,
+        actor=upload.uploaded_by,
+        data_request=data_request,
+        message=f"{upload.original_name} 通過欄位驗證，{upload.row_count:,} 列。"
+        + (f" 提醒：{warnings}" if warnings else ""),
+        upload_id=str(upload.pk),
+        row_count=upload.row_count,
+        warnings=[{"code": w["code"], "count": w["count"]} for w in upload.warnings],
+    )
+    upload_id = upload.pk
+
+    def start_import():
+        from reconciliation.services.imports import queue_import
+
+        queue_import(upload_id=upload_id)
+
+    transaction.on_commit(start_import)
+
+
+def _on_failed(upload: Upload, result: ValidationResult) -> None:
+    data_request = upload.data_request
+    DataRequest.objects.filter(pk=data_request.pk, status=DataRequest.Status.UPLOADED).update(
+        status=DataRequest.Status.SCHEMA_FAILED,
+        missing_fields=result.missing_fields,
+        updated_at=timezone.now(),
+    )
+    summary = failure_summary(upload)
+    record_audit(
+        verb=AuditEvent.Verb.UPLOAD_FAILED,
+        actor=upload.uploaded_by,
+        data_request=data_request,
+        message=f"{upload.original_name} 欄位不符：{summary}",
+        upload_id=str(upload.pk),
+        missing_fields=result.missing_fields,
+        file_error_codes=[e["code"] for e in result.file_errors],
+        row_error_count=result.row_error_count,
+    )
+    wade = data_request.data_owner_profile
+    links = upload_links(upload)
+    queue_message(
+        recipient=wade,
+        kind=Notification.Kind.SCHEMA_FAILED,
+        subject=f"{upload.original_name} 欄位不符，請修正後重傳",
+        body=(
+            f"{wade}：你上傳的 {upload.original_name} 沒有通過驗證。{summary}\n"
+            f"不要人工猜欄位或補假資料；照範本修正後重新上傳：{links['upload_url']}\n"
+            + (f"完整錯誤報告：{links['report_xlsx_url']}\n" if upload.report_path else "")
+            + f"範本：{absolute(reverse('template-download', args=['xlsx']))}"
+        ),
+        data_request=data_request,
+        payload={
+            "data_request_id": str(data_request.pk),
+            "upload_id": str(upload.pk),
+            "missing_fields": result.missing_fields,
+            "file_errors": [e["code"] for e in result.file_errors],
+            "row_error_count": result.row_error_count,
+            **links,
+        },
+        dedupe_key=f"schema_failed:{upload.pk}",
+    )
+
+
+def failure_summary(upload: Upload) -> str:
+    """One sentence for Wade: missing columns, other file problems, how many
+    rows are wrong and where the first ones are."""
+    parts = []
+    if upload.missing_fields:
+        parts.append(f"缺少欄位 {'、'.join(upload.missing_fields)}")
+    others = [e["message"] for e in upload.file_errors if e["code"] != "missing_column"]
+    parts.extend(others)
+    if upload.row_error_count:
+        first = sorted({e["row"] for e in upload.row_errors})[:5]
+        parts.append(
+            f"{upload.row_error_count:,} 筆資料列錯誤（第 {'、'.join(str(r) for r in first)} 列起）"
+        )
+    return "；".join(parts) + "。" if parts else "。"
+
+
+def upload_links(upload: Upload) -> dict[str, str]:
+    links = {
+        "upload_url": absolute(
+            reverse("upload-page", args=[upload.data_request_id]) + f"?result={upload.pk}"
+        )
+    }
+    if upload.report_path:
+        links["report_xlsx_url"] = absolute(reverse("upload-report", args=[upload.pk, "xlsx"]))
+        links["report_csv_url"] = absolute(reverse("upload-report", args=[upload.pk, "csv"]))
+    return links
+
+
+def report_file(upload: Upload, fmt: str) -> Path | None:
+    """The report of an upload in `fmt` (xlsx/csv), when it has one."""
+    if not upload.report_path or fmt not in ("xlsx", "csv"):
+        return None
+    xlsx, csv = report_paths(upload.pk)
+    path = xlsx if fmt == "xlsx" else csv
+    return path if path.exists() else None
+
+
+# --- The import's side of the contract ------------------------------------------------
+
+
+def _write_cache(upload_id, frame: pd.DataFrame) -> None:
+    """The normalised frame next to the kept bytes, so the import does not
+    parse the file again (Parquet: typed, compact, and unlike a pickle it
+    cannot run code when read)."""
+    path = normalised_cache_path(upload_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".part")
+    try:
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    except (OSError, ValueError, ImportError):
+        # Only a cache: the import falls back to reading the kept bytes.
+        logger.warning("could not cache the normalised frame of upload %s", upload_id)
+        temporary.unlink(missing_ok=True)
+
+
+def load_accepted_frame(upload: Upload) -> pd.DataFrame:
+    """One row per data row of an accepted upload, columns exactly as the
+    import expects them: row_number int64; order_id str; created_at
+    datetime64[ns, UTC]; customer_key str (64 lowercase hex); program_id
+    str; amount float64 ≥ 0, 2 decimals; payment_status str in
+    paid/pending/refunded; payment_ref, discount_code, source_event,
+    owner_note str ('' when blank). Text columns are plain Python str
+    (object dtype).
+
+    Reads the cached frame, else re-validates the kept bytes."""
+    if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
+        raise InvalidInput(
+            "upload_not_accepted", f"檔案 {upload.original_name} 沒有通過欄位驗證，不能匯入。"
+        )
+    cache = normalised_cache_path(upload.pk)
+    frame = None
+    if cache.exists():
+        try:
+            frame = pd.read_parquet(cache)
+        except (OSError, ValueError) as exc:
+            logger.warning("normalised cache of upload %s unreadable: %s", upload.pk, exc)
+    if frame is None:
+        path = kept_path(upload)
+        if not path.exists():
+            raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
+        data_request = upload.data_request
+        result = validate_file(path, period=(data_request.period_start, data_request.period_end))
+        if not result.accepted:
+            raise InvalidInput(
+                "upload_not_accepted", f"檔案 {upload.original_name} 重新驗證沒有通過。"
+            )
+        frame = result.frame
+    return _as_contract(frame)
+
+
+def _as_contract(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    out["row_number"] = frame["row_number"].to_numpy(dtype="int64")
+    for name in CONTRACT_COLUMNS[1:]:
+        if name == "created_at":
+            out[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
+        elif name == "amount":
+            out[name] = frame[name].to_numpy(dtype="float64").round(2)
+        else:
+            out[name] = frame[name].astype(object).fillna("").to_numpy(dtype=object)
+    return out[list(CONTRACT_COLUMNS)]
