@@ -227,6 +227,7 @@ def test_unknown_order_ids_refuse_the_whole_action(small_import, api_as, huber):
         ({"tag": "paid"}, "missing_reference"),
         ({"tag": "refunded", "note": "只有備註"}, "missing_reference"),
         ({"tag": "paid", "payment_ref": "4111 1111 1111 1111"}, "card_number"),
+        ({"tag": "refunded", "refund_ref": "tok_1N3pQx8Ryz0AbCdE"}, "payment_token"),
         ({"tag": "paid", "payment_ref": "x" * 201}, "too_long"),
         ({"tag": "maybe", "payment_ref": "P"}, "invalid_input"),
     ],
@@ -481,7 +482,9 @@ def test_tag_file_with_bad_rows_applies_nothing_and_lists_every_error(small_impo
     ]
     assert report.unknown_order_ids == ["NOPE-1", "NOPE-2"]
     assert report.valid_count == 1
-    assert "5500" not in str(report.as_dict())
+    # The card number is shown masked, never whole.
+    assert "5500 0000 0000 0004" not in str(report.as_dict())
+    assert "5500 **** **** 0004" in str(report.as_dict())
     assert (
         not OrderEvidence.objects.exists()
         and not AuditEvent.objects.filter(verb="evidence.tagged").exists()
@@ -537,8 +540,9 @@ def test_xlsx_tag_file_with_title_rows_and_chinese_headers(small_import, huber):
         (b"", "empty_file"),
         (b"order_id,amount\nA,1\n", "missing_columns"),
         ("訂單編號,金額\nA,1\n".encode(), "missing_columns"),
-        (b"order_id,tag\n", "empty_file"),
-        (b"PK\x03\x04garbage", "unreadable"),
+        (b"order_id,tag\n", "header_only"),
+        (b"PK\x03\x04garbage", "unreadable_file"),
+        (b"%PDF-1.4 not a table", "unsupported_type"),
     ],
 )
 def test_unusable_tag_files_are_file_errors(small_import, huber, data, code):

@@ -17,12 +17,14 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reconciliation import privacy
 from reconciliation.errors import Conflict, InvalidInput
 from reconciliation.models import (
     AuditEvent,
@@ -35,6 +37,7 @@ from reconciliation.selectors.evidence import QueueFilter, queue_rows
 from reconciliation.services.audit import record_audit
 from reconciliation.services.evidence_files import canonical_tag, read_tag_table
 from reconciliation.services.profiles import profile_for
+from reconciliation.validation import file_error
 
 REFERENCE_FIELDS = ("payment_ref", "refund_ref", "evidence_ref", "note")
 REFERENCE_LIMITS = {"payment_ref": 200, "refund_ref": 200, "evidence_ref": 500, "note": 500}
@@ -44,7 +47,6 @@ TAGS_NEEDING_REFERENCE = frozenset(
 )
 TAG_VALUES = frozenset(OrderEvidence.Tag.values)
 MAX_ORDER_IDS = 200_000
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
 
 class TagSource:
@@ -116,27 +118,6 @@ class TagFileReport:
 # --- Checks ---------------------------------------------------------------------
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def contains_card_number(value: str) -> bool:
-    """A Luhn-valid 13-19 digit run (SPEC §4): never stored, anywhere."""
-    for match in _CARD_CANDIDATE.finditer(value or ""):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            return True
-    return False
-
-
 def reference_problems(*, tag: str, refs: dict[str, str]) -> list[tuple[str, str, str]]:
     """(column, code, message) for each problem with a tag and its references."""
     problems = []
@@ -154,12 +135,14 @@ def reference_problems(*, tag: str, refs: dict[str, str]) -> list[tuple[str, str
                     _("%(field)s 最多 %(n)s 字。") % {"field": name, "n": REFERENCE_LIMITS[name]},
                 )
             )
-        if contains_card_number(value):
+        # SPEC §4: card numbers and payment tokens are stored nowhere.
+        for code, masked in privacy.find_sensitive(value)[:1]:
             problems.append(
                 (
                     name,
-                    "card_number",
-                    _("%(field)s 看起來含有卡號；請勿填卡號或付款 token。") % {"field": name},
+                    code,
+                    _("%(field)s 含有卡號或付款 token（%(masked)s）；請勿填寫，只填單號。")
+                    % {"field": name, "masked": masked},
                 )
             )
     if tag in TAGS_NEEDING_REFERENCE and not any(
@@ -402,7 +385,8 @@ def tag_orders(
                     {
                         "message": _("有 %(n)s 個訂單編號不在這次匯入裡，未標記任何訂單。")
                         % {"n": len(unknown)},
-                        "order_ids": unknown[:500],
+                        # Masked: a card number pasted as an order id is never echoed.
+                        "order_ids": [privacy.redact(o) for o in unknown[:500]],
                         "count": len(unknown),
                     },
                 )
@@ -455,28 +439,26 @@ def tag_orders(
 # --- Tag files --------------------------------------------------------------------
 
 
-def keep_tag_file(data: bytes, *, kind: str) -> str:
+def _kept_path(digest: str) -> Path:
+    return Path(settings.DATA_DIR) / "evidence_files" / digest
+
+
+def keep_tag_file(data: bytes) -> Path:
     """Keep the bytes Huber sent (named by sha256) so every applied tag can be
     traced to its file, and a rejected file can be applied later without a
     second upload."""
-    digest = hashlib.sha256(data).hexdigest()
-    folder = settings.DATA_DIR / "evidence_files"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.{kind or 'bin'}"
+    path = _kept_path(hashlib.sha256(data).hexdigest())
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.write_bytes(data)
-    return digest
+    return path
 
 
 def kept_tag_file(digest: str) -> bytes | None:
     if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
         return None
-    folder = settings.DATA_DIR / "evidence_files"
-    for kind in ("csv", "xlsx", "bin"):
-        path = folder / f"{digest}.{kind}"
-        if path.exists():
-            return path.read_bytes()
-    return None
+    path = _kept_path(digest)
+    return path.read_bytes() if path.exists() else None
 
 
 def import_tag_file(
@@ -491,23 +473,21 @@ def import_tag_file(
     evidence_ref, note`) against the import, all errors in one pass, and
     apply it: all of it when it is clean; its valid rows only when
     `apply_valid_only`; otherwise nothing."""
-    kind = "xlsx" if data.startswith(b"PK\x03\x04") else "csv"
     report = TagFileReport(
         original_name=original_name[:255],
         sha256=hashlib.sha256(data).hexdigest(),
         apply_valid_only=apply_valid_only,
     )
-    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-    if len(data) > limit:
+    if len(data) > settings.MAX_UPLOAD_MB * 1024 * 1024:
         report.file_errors.append(
-            {
-                "code": "too_large",
-                "message": _("檔案超過 %(mb)s MB。") % {"mb": settings.MAX_UPLOAD_MB},
-            }
+            file_error(
+                "too_large",
+                size_mb=round(len(data) / 1_048_576, 1),
+                limit_mb=settings.MAX_UPLOAD_MB,
+            )
         )
         return report
-    keep_tag_file(data, kind=kind)
-    table = read_tag_table(data)
+    table = read_tag_table(keep_tag_file(data))
     report.file_errors = table.file_errors
     report.missing_columns = table.missing_columns
     if table.frame is None:
@@ -533,9 +513,10 @@ def import_tag_file(
     repeated = (order_id_col.duplicated() & ~(order_id_col == "")).to_numpy()
     suspect = blank | repeated | (tag_col == "").to_numpy()
     for name in REFERENCE_FIELDS:
-        column = frame[name]
-        suspect |= (column.str.len() > REFERENCE_LIMITS[name]).to_numpy()
-        suspect |= column.str.contains(_CARD_CANDIDATE, regex=True).to_numpy()
+        suspect |= (frame[name].str.len() > REFERENCE_LIMITS[name]).to_numpy()
+    # Rows that may hold a card number or token (one RE2 pass over all the
+    # reference cells); the exact check runs on those rows only.
+    suspect[privacy.candidate_rows([frame[name] for name in REFERENCE_FIELDS])] = True
     no_reference = (
         (frame["payment_ref"] == "") & (frame["refund_ref"] == "") & (frame["evidence_ref"] == "")
     )
@@ -564,7 +545,7 @@ def import_tag_file(
                 "tag",
                 "invalid_tag",
                 _("無法辨識的標記「%(value)s」：請填 paid、refunded、rebought 或 unresolved。")
-                % {"value": frame["tag"].iat[index][:40]},
+                % {"value": privacy.redact(frame["tag"].iat[index][:40])},
             )
         else:
             refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
@@ -578,14 +559,14 @@ def import_tag_file(
             first_seen[order_id],
             "order_id",
             "unknown_order_id",
-            _("訂單編號 %(id)s 不在這次匯入裡。") % {"id": order_id[:100]},
+            _("訂單編號 %(id)s 不在這次匯入裡。") % {"id": privacy.redact(order_id[:100])},
         )
     errors.sort(key=lambda e: e["row"])
     report.row_error_count = len(errors)
     report.error_row_count = len(bad_rows)
     report.row_errors = errors[: TagFileReport.ROW_ERRORS_KEPT]
     report.unknown_count = len(unknown)
-    report.unknown_order_ids = unknown[: TagFileReport.UNKNOWN_KEPT]
+    report.unknown_order_ids = [privacy.redact(o) for o in unknown[: TagFileReport.UNKNOWN_KEPT]]
     valid = [
         index
         for order_id, index in first_seen.items()

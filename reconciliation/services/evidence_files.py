@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from django.utils import timezone
@@ -20,6 +21,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from reconciliation import schema
 from reconciliation.models import OrderEvidence
+from reconciliation.privacy import safe_cell
+from reconciliation.readers import FileProblem, read_upload
+from reconciliation.validation import file_error
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,6 @@ def canonical_tag(value) -> str | None:
 
 # --- Reading ---------------------------------------------------------------------
 
-XLSX_MAGIC = b"PK\x03\x04"
-_HEADER_SEARCH_ROWS = 20
-
 
 @dataclass
 class TagTable:
@@ -127,107 +128,52 @@ def _file_error(code: str, message: str) -> dict:
     return {"code": code, "message": message}
 
 
-def _decode_csv(data: bytes) -> str | None:
-    # Taiwanese Excel writes CP950 (Big5) unless told otherwise.
-    for encoding in ("utf-8-sig", "cp950", "big5hkscs"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
-def _raw_grid(data: bytes) -> tuple[pd.DataFrame | None, str, list[dict]]:
-    if data.startswith(XLSX_MAGIC):
-        try:
-            grid = pd.read_excel(
-                io.BytesIO(data), engine="calamine", header=None, dtype=str, na_filter=False
-            )
-        except Exception:  # noqa: BLE001 - any reader failure is "unreadable" to the user
-            return None, "xlsx", [_file_error("unreadable", _("無法讀取這個 XLSX 檔。"))]
-        return grid, "xlsx", []
-    text = _decode_csv(data)
-    if text is None:
-        return (
-            None,
-            "csv",
-            [_file_error("unreadable", _("無法辨識檔案編碼；請存成 UTF-8 CSV 或 XLSX。"))],
-        )
+def read_tag_table(path: Path) -> TagTable:
+    """A kept tag file → TagTable. Bytes are read by the uploads' reader
+    (type from the bytes, CSV encodings and delimiters, XLSX with title rows,
+    zip-bomb and encryption checks); this maps the tag file's own headers,
+    which may be in Chinese, and ignores extra columns."""
     try:
-        grid = pd.read_csv(
-            io.StringIO(text),
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            sep=None if "\t" in text.split("\n", 1)[0] else ",",
-            engine="python" if "\t" in text.split("\n", 1)[0] else "c",
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        return None, "csv", [_file_error("unreadable", _("無法讀取這個 CSV 檔。"))]
-    return grid, "csv", []
-
-
-def read_tag_table(data: bytes) -> TagTable:
-    """Bytes → TagTable. The header row may sit below title rows (XLSX) and
-    its names may be in Chinese; extra columns are ignored."""
-    if not data.strip():
-        return TagTable(None, file_errors=[_file_error("empty_file", _("檔案是空的。"))])
-    grid, kind, errors = _raw_grid(data)
-    if errors:
-        return TagTable(None, file_errors=errors, kind=kind)
-    if grid is None or grid.empty:
-        return TagTable(None, file_errors=[_file_error("empty_file", _("檔案是空的。"))], kind=kind)
-    header_at = None
+        raw = read_upload(path)
+    except FileProblem as problem:
+        return TagTable(None, file_errors=[file_error(problem.code, **problem.params)])
     mapping: dict[int, str] = {}
-    for index in range(min(_HEADER_SEARCH_ROWS, len(grid))):
-        found = {}
-        for position, value in enumerate(grid.iloc[index].tolist()):
-            name = _HEADER_ALIASES.get(schema.normalize_header(value))
-            if name and name not in found.values():
-                found[position] = name
-        if "order_id" in found.values():
-            header_at, mapping = index, found
-            break
-    if header_at is None:
-        return TagTable(
-            None,
-            file_errors=[
-                _file_error("missing_columns", _("找不到標題列：第一列應有 order_id 與 tag 欄。"))
-            ],
-            missing_columns=list(REQUIRED_TAG_COLUMNS),
-            kind=kind,
-        )
+    for position, header in enumerate(raw.headers):
+        name = _HEADER_ALIASES.get(schema.normalize_header(header))
+        if name and name not in mapping.values():
+            mapping[position] = name
     missing = [name for name in REQUIRED_TAG_COLUMNS if name not in mapping.values()]
     if missing:
         return TagTable(
             None,
             file_errors=[
                 _file_error(
-                    "missing_columns", _("缺少欄位：%(cols)s") % {"cols": ", ".join(missing)}
+                    "missing_columns",
+                    _("缺少欄位：%(cols)s（標題列應有 order_id 與 tag）。")
+                    % {"cols": ", ".join(missing)},
                 )
             ],
             missing_columns=missing,
-            kind=kind,
+            kind=raw.kind,
         )
-    body = grid.iloc[header_at + 1 :, list(mapping)].copy()
-    body.columns = [mapping[position] for position in mapping]
+    columns = {}
+    for position, name in mapping.items():
+        columns[name] = raw.frame[position].astype(object).fillna("").map(str).str.strip()
+    body = pd.DataFrame(columns)
     for name in TAG_FILE_COLUMN_NAMES:
         if name not in body.columns:
             body[name] = ""
-    body = body[list(TAG_FILE_COLUMN_NAMES)].astype(str).apply(lambda column: column.str.strip())
-    # Row numbers as Excel shows them: grid row i is sheet/CSV line i + 1.
-    numbers = (body.index.to_numpy() + 1).tolist()
-    blank = (body == "").all(axis=1).to_numpy()
-    body = body[~blank].reset_index(drop=True)
-    numbers = [n for n, is_blank in zip(numbers, blank, strict=True) if not is_blank]
+    body = body[list(TAG_FILE_COLUMN_NAMES)]
+    keep = ~(body == "").all(axis=1).to_numpy()
+    body = body[keep].reset_index(drop=True)
+    numbers = [int(n) for n in raw.row_numbers[keep]]
     if body.empty:
         return TagTable(
             None,
-            file_errors=[_file_error("empty_file", _("檔案只有標題列，沒有資料。"))],
-            kind=kind,
+            file_errors=[_file_error("header_only", _("檔案只有標題列，沒有資料。"))],
+            kind=raw.kind,
         )
-    return TagTable(body, row_numbers=numbers, kind=kind)
+    return TagTable(body, row_numbers=numbers, kind=raw.kind)
 
 
 # --- Template ---------------------------------------------------------------------
@@ -315,16 +261,6 @@ EXPORT_COLUMNS = (
     "tagged_at",
 )
 _HASHED_KEY = re.compile(r"[0-9a-f]{64}")
-
-
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value):
-    """A cell Excel will not run as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _local(dt) -> str:

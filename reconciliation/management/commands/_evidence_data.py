@@ -106,10 +106,11 @@ def _request_for(project: Project) -> DataRequest:
 
 
 def _db_times(created_at: pd.Series) -> list:
-    if connection.vendor == "postgresql":
-        return pd.to_datetime(created_at, utc=True).dt.to_pydatetime().tolist()
-    # Django's own SQLite text form (UTC), so ORM filters compare like for like.
-    return pd.to_datetime(created_at, utc=True).dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
+    """UTC timestamps as text each backend reads: Django's own SQLite form
+    (so ORM filters compare like for like), an explicit offset for COPY."""
+    utc = pd.to_datetime(created_at, utc=True)
+    suffix = "+00" if connection.vendor == "postgresql" else ""
+    return utc.dt.strftime(f"%Y-%m-%d %H:%M:%S{suffix}").tolist()
 
 
 def _insert(reconciliation_import: ReconciliationImport, frame: pd.DataFrame) -> None:
