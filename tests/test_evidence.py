@@ -329,11 +329,9 @@ def test_current_tag_never_moves_back_to_older_evidence(small_import, huber):
     from reconciliation.services.profiles import profile_for
 
     row = OrderRow.objects.filter(reconciliation_import=small_import).first()
-    for tag, refs in (("paid", {"payment_ref": "P"}), ("refunded", {"refund_ref": "R"})):
+    for entry in ((row.id, "paid", "P", "", "", ""), (row.id, "refunded", "", "R", "", "")):
         write_evidence(
-            reconciliation_import=small_import,
-            entries=[(row.id, tag, refs)],
-            profile=profile_for(huber),
+            reconciliation_import=small_import, entries=[entry], profile=profile_for(huber)
         )
     older, newer = OrderEvidence.objects.order_by("id")
     assert OrderTag.objects.get(pk=row.id).evidence_id == newer.id

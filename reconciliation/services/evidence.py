@@ -19,6 +19,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -221,19 +222,30 @@ _EVIDENCE_COLUMNS = (
 _TAG_COLUMNS = ("order_row_id", "reconciliation_import_id", "tag", "evidence_id", "updated_at")
 
 
-def _values(columns: tuple, rows: int) -> str:
-    return ",".join(["(" + ",".join(["%s"] * len(columns)) + ")"] * rows)
+def _values(columns: tuple, rows: int, mark: str) -> str:
+    return ",".join(["(" + ",".join([mark] * len(columns)) + ")"] * rows)
+
+
+def _raw_cursor(cursor):
+    """(driver cursor, placeholder). Statements of 30,000 parameters go to the
+    driver directly: Django's SQLite wrapper rewrites every %s to ? with a
+    regex, a measurable share of a 28,000-row action. Values are adapted
+    for the backend beforehand (_prep, adapt_datetimefield_value)."""
+    if connection.vendor == "sqlite":
+        return cursor.cursor, "?"
+    return cursor, "%s"
 
 
 def write_evidence(
     *,
     reconciliation_import: ReconciliationImport,
-    entries: list[tuple[int, str, dict[str, str]]],
+    entries: list[tuple[int, str, str, str, str, str]],
     profile,
 ) -> int:
-    """Append one OrderEvidence per (order_row_id, tag, refs) entry and move
-    each order's OrderTag to it. Each order_row_id appears once. Returns the
-    number of evidence rows written. Call inside a transaction."""
+    """Append one OrderEvidence per (order_row_id, tag, payment_ref,
+    refund_ref, evidence_ref, note) entry and move each order's OrderTag to
+    it. Each order_row_id appears once. Returns the number of evidence rows
+    written. Call inside a transaction."""
     if not entries:
         return 0
     quote = connection.ops.quote_name
@@ -244,25 +256,14 @@ def write_evidence(
     returning = f"{quote('id')}, {quote('order_row_id')}, {quote('tag')}"
     written: list[tuple[int, int, str]] = []  # (order_row_id, evidence_id, tag)
     batch = max(_params_per_statement() // len(_EVIDENCE_COLUMNS), 1)
-    with connection.cursor() as cursor:
+    stamp = (profile_db, now_db)
+    with connection.cursor() as wrapper:
+        cursor, mark = _raw_cursor(wrapper)
         for start in range(0, len(entries), batch):
             chunk = entries[start : start + batch]
-            params = []
-            for row_id, tag, refs in chunk:
-                params.extend(
-                    (
-                        row_id,
-                        tag,
-                        refs.get("payment_ref", ""),
-                        refs.get("refund_ref", ""),
-                        refs.get("evidence_ref", ""),
-                        refs.get("note", ""),
-                        profile_db,
-                        now_db,
-                    )
-                )
+            params = [value for entry in chunk for value in (*entry, *stamp)]
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {_values(_EVIDENCE_COLUMNS, len(chunk))} "  # noqa: S608 - names are ours, values are parameters
+                f"INSERT INTO {table} ({columns}) VALUES {_values(_EVIDENCE_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
                 f"RETURNING {returning}",
                 params,
             )
@@ -292,14 +293,15 @@ def move_current_tags(
     )
     guard = f"{table}.{quote('evidence_id')} < excluded.{quote('evidence_id')}"
     batch = max(_params_per_statement() // len(_TAG_COLUMNS), 1)
-    with connection.cursor() as cursor:
+    with connection.cursor() as wrapper:
+        cursor, mark = _raw_cursor(wrapper)
         for start in range(0, len(written), batch):
             chunk = written[start : start + batch]
             params = []
             for row_id, evidence_id, tag in chunk:
                 params.extend((row_id, import_db, tag, evidence_id, now_db))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {_values(_TAG_COLUMNS, len(chunk))} "  # noqa: S608 - names are ours, values are parameters
+                f"INSERT INTO {table} ({columns}) VALUES {_values(_TAG_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
                 f"ON CONFLICT ({quote('order_row_id')}) DO UPDATE SET {updates} WHERE {guard}",
                 params,
             )
@@ -413,7 +415,7 @@ def tag_orders(
                 )
         count = write_evidence(
             reconciliation_import=reconciliation_import,
-            entries=[(row_id, tag, refs) for row_id in row_ids],
+            entries=[(row_id, tag, *refs.values()) for row_id in row_ids],
             profile=profile,
         )
         audit = record_audit(
@@ -459,6 +461,16 @@ def kept_tag_file(digest: str) -> bytes | None:
         return None
     path = _kept_path(digest)
     return path.read_bytes() if path.exists() else None
+
+
+def _pylist(series) -> list:
+    # Arrow's own conversion: iterating an Arrow-backed Series cell by cell
+    # costs ~10x more.
+    return (
+        pa.array(series.array).to_pylist()
+        if hasattr(series.array, "_pa_array")
+        else series.tolist()
+    )
 
 
 def import_tag_file(
@@ -522,9 +534,9 @@ def import_tag_file(
     )
     suspect |= (tag_col.isin(TAGS_NEEDING_REFERENCE) & no_reference).to_numpy()
 
-    order_ids = order_id_col.tolist()
-    tags = tag_col.tolist()
-    ref_columns = {name: frame[name].tolist() for name in REFERENCE_FIELDS}
+    order_ids = _pylist(order_id_col)
+    tags = _pylist(tag_col)
+    ref_columns = {name: _pylist(frame[name]) for name in REFERENCE_FIELDS}
     first_seen: dict[str, int] = {}
     for index in (~blank & ~repeated).nonzero()[0].tolist():
         first_seen[order_ids[index]] = index
@@ -578,11 +590,12 @@ def import_tag_file(
     if not valid:
         return report
 
-    entries = []
-    for index in sorted(valid):
-        refs = {name: ref_columns[name][index] for name in REFERENCE_FIELDS}
-        for row_id in found[order_ids[index]]:
-            entries.append((row_id, tags[index], refs))
+    payment_refs, refund_refs, evidence_refs, notes = (ref_columns[n] for n in REFERENCE_FIELDS)
+    entries = [
+        (row_id, tags[i], payment_refs[i], refund_refs[i], evidence_refs[i], notes[i])
+        for i in sorted(valid)
+        for row_id in found[order_ids[i]]
+    ]
     profile = profile_for(actor)
     with transaction.atomic():
         report.applied_rows = write_evidence(
