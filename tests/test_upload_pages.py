@@ -159,3 +159,20 @@ def test_request_detail_links_upload_for_wade_and_reports_for_all(wade, louis, d
     body = b"".join(report.streaming_content).decode("utf-8-sig")
     assert "unknown_payment_status" in body and "shipped" in body
     assert client_for(louis).get(f"/uploads/{upload.pk}/report.pdf").status_code == 404
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_the_downloaded_template_is_accepted_as_it_is(wade, data_request, fmt):
+    """The template's headers and example row pass the validator they
+    describe (one schema, many readers)."""
+    client = client_for(wade)
+    template = client.get(f"/template.{fmt}")
+    assert template.status_code == 200
+    response = client.post(
+        page_url(data_request),
+        {"file": SimpleUploadedFile(f"kolable-orders-template.{fmt}", template.content)},
+    )
+    upload = Upload.objects.get()
+    assert upload.schema_status == Upload.SchemaStatus.ACCEPTED, upload.row_errors
+    assert upload.row_count == 1
+    assert response.status_code == 302

@@ -86,6 +86,15 @@ def test_wade_fixes_a_bad_file_and_it_is_accepted(page_for, wade, louis, shot, t
     assert data_request.status == DataRequest.Status.ACCEPTED
     assert Upload.objects.count() == 2
 
+    # Louis sees both results and the report on the request page.
+    louis_page = page_for(louis)
+    louis_page.goto(f"/requests/{data_request.pk}/")
+    reports = louis_page.get_by_test_id("upload-reports")
+    expect(reports.locator("li")).to_have_count(2)
+    expect(reports).to_contain_text("缺少 source_event")
+    expect(louis_page.get_by_test_id("upload-link")).to_have_count(0)
+    shot(louis_page, "upl-request-detail")
+
 
 def test_phone_width_and_no_javascript(page_for, browser, live_server, wade, louis, shot, tmp_path):
     data_request = create_data_request(requested_by=louis)
