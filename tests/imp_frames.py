@@ -115,4 +115,4 @@ def upload_csv(api, data_request, orders, *, name="orders.csv") -> Upload:
         {"file": SimpleUploadedFile(name, csv_bytes(*orders), content_type="text/csv")},
     )
     assert response.status_code == 201, response.content
-    return Upload.objects.get(pk=response.json()["id"])
+    return Upload.objects.get(pk=response.json()["upload_id"])

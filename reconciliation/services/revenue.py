@@ -55,6 +55,7 @@ from reconciliation.models import (
 )
 from reconciliation.permissions import Action, Role, can
 from reconciliation.services.audit import record_audit
+from reconciliation.services.columns import codes, utc_naive
 from reconciliation.services.profiles import profile_for
 
 Classification = OrderRow.Classification
@@ -163,14 +164,21 @@ def taipei_days(created_at: pd.Series) -> pd.Series:
     distinct days, not a million timestamps)."""
     if len(created_at) == 0:
         return pd.Series([], index=created_at.index, dtype=object)
-    created = pd.to_datetime(created_at, utc=True)
-    days = created.dt.tz_convert(timezone.get_default_timezone_name()).dt.tz_localize(None)
-    codes, uniques = pd.factorize(days.to_numpy().astype("datetime64[D]"))
+    local = (
+        pd.DatetimeIndex(utc_naive(created_at))
+        .tz_localize("UTC")
+        .tz_convert(timezone.get_default_timezone_name())
+        .tz_localize(None)
+    )
+    days = local.to_numpy().astype("datetime64[D]")
+    found, uniques = pd.factorize(days)
     labels = np.datetime_as_string(uniques, unit="D")
-    return pd.Series(pd.Categorical.from_codes(codes, categories=labels), index=created_at.index)
+    return pd.Series(pd.Categorical.from_codes(found, categories=labels), index=created_at.index)
 
 
 # --- Tallies ----------------------------------------------------------------
+
+_STATES = len(State)
 
 
 def _tally(
@@ -180,54 +188,53 @@ def _tally(
     weight: np.ndarray | int = 1,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Metrics of rows (times `weight`, ±1 for a difference): the totals and
-    one table per dimension, indexed by the dimension's value."""
+    one table per dimension, indexed by the dimension's value. Sums by
+    np.bincount over integer codes: no per-row Python work."""
     amount = frame["amount"].to_numpy(np.float64)
-    weight = np.broadcast_to(np.asarray(weight, dtype=np.int64), amount.shape)
-    counting = rebuy & np.isin(state, _COUNTING)
-    parts = pd.DataFrame(
-        {
-            "s": state,
-            "w": weight,
-            "a": amount * weight,
-            "rb": counting * weight,
-            "ra": np.where(counting & (state == State.RECOGNISED), amount, 0.0) * weight,
-        },
-        index=frame.index,
-    )
+    n = len(amount)
+    weight = np.broadcast_to(np.asarray(weight, dtype=np.float64), (n,))
+    state = np.asarray(state, dtype=np.int64)
+    counting = np.asarray(rebuy, dtype=bool) & np.isin(state, _COUNTING)
+    rebuy_w = counting * weight
+    rebuy_a = np.where(counting & (state == State.RECOGNISED), amount, 0.0) * weight
 
-    def metrics(grouped: pd.DataFrame) -> pd.DataFrame:
-        # grouped: index (key, s), columns w a rb ra → one row per key.
-        wide = grouped[["w", "a"]].unstack("s", fill_value=0)
-        out = pd.DataFrame(index=wide.index)
+    def table(keys: np.ndarray, size: int) -> np.ndarray:
+        """(size, metrics) matrix of sums per key."""
+        slots = keys * _STATES + state
+        rows = np.bincount(slots, weights=weight, minlength=size * _STATES).reshape(size, -1)
+        money = np.bincount(slots, weights=amount * weight, minlength=size * _STATES).reshape(
+            size, -1
+        )
+        live = [s for s in State if s != State.DUPLICATE]
+        columns = {
+            "orders": rows[:, live].sum(axis=1),
+            "gmv": money[:, live].sum(axis=1),
+            "paid_orders": rows[:, State.RECOGNISED],
+            "paid_amount": money[:, State.RECOGNISED],
+            "held_orders": rows[:, State.HELD],
+            "held_amount": money[:, State.HELD],
+            "pending_orders": rows[:, State.PENDING],
+            "pending_amount": money[:, State.PENDING],
+            "refunded_orders": rows[:, State.REFUNDED],
+            "refunded_amount": money[:, State.REFUNDED],
+            "duplicate_rows": rows[:, State.DUPLICATE],
+            "rebuy_orders": np.bincount(keys, weights=rebuy_w, minlength=size),
+            "rebuy_amount": np.bincount(keys, weights=rebuy_a, minlength=size),
+        }
+        return np.column_stack([columns[m] for m in METRICS])
 
-        def col(kind, st):
-            return wide[(kind, st)] if (kind, st) in wide.columns else 0
-
-        not_dup = [s for s in State if s != State.DUPLICATE]
-        out["orders"] = sum(col("w", s) for s in not_dup)
-        out["gmv"] = sum(col("a", s) for s in not_dup)
-        for name, st in (
-            ("paid", State.RECOGNISED),
-            ("held", State.HELD),
-            ("pending", State.PENDING),
-            ("refunded", State.REFUNDED),
-        ):
-            out[f"{name}_orders"] = col("w", st)
-            out[f"{name}_amount"] = col("a", st)
-        out["duplicate_rows"] = col("w", State.DUPLICATE)
-        rebuys = grouped[["rb", "ra"]].groupby(level=0).sum()
-        out["rebuy_orders"] = rebuys["rb"].reindex(out.index, fill_value=0)
-        out["rebuy_amount"] = rebuys["ra"].reindex(out.index, fill_value=0)
-        return out[list(METRICS)]
-
-    parts["k"] = 0
-    totals_table = metrics(parts.groupby(["k", "s"], sort=False)[["w", "a", "rb", "ra"]].sum())
-    totals = totals_table.iloc[0].to_dict() if len(totals_table) else dict.fromkeys(METRICS, 0)
+    whole = table(np.zeros(n, dtype=np.int64), 1)[0]
+    totals = dict(zip(METRICS, whole.tolist(), strict=True))
     dims = {}
     for field, column in DIMENSIONS.items():
-        parts["k"] = frame[column].to_numpy() if column in frame else ""
-        grouped = parts.groupby(["k", "s"], sort=False, observed=True)[["w", "a", "rb", "ra"]].sum()
-        dims[field] = metrics(grouped)
+        if column in frame:
+            keys, labels = codes(frame[column])
+        else:
+            keys, labels = np.zeros(n, dtype=np.int64), [""]
+        size = max(len(labels), 1)
+        dims[field] = pd.DataFrame(
+            table(keys, size)[: len(labels)], index=pd.Index(labels, dtype=object), columns=METRICS
+        )
     return totals, dims
 
 
@@ -573,8 +580,8 @@ def _apply_difference(base: dict, affected: pd.DataFrame) -> dict:
     settled = affected["exception_code"].to_numpy(object)
     kept = affected["export_exc"].to_numpy(object)
     raised = affected["tag_exc"].to_numpy(object)
-    for codes, sign in ((settled, -1), (kept, 1), (raised, 1)):
-        for code, n in pd.Series(codes)[pd.Series(codes) != ""].value_counts().items():
+    for found, sign in ((settled, -1), (kept, 1), (raised, 1)):
+        for code, n in pd.Series(found)[pd.Series(found) != ""].value_counts().items():
             counts[code] = counts.get(code, 0) + sign * int(n)
     dropped = set(affected.loc[(settled != "") & (kept == ""), "row_number"].astype(int))
     entries = [e for e in base["exceptions"] if e["row_number"] not in dropped]
