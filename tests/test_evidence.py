@@ -762,3 +762,21 @@ def test_page_permissions_for_every_role(small_import, client, request, who, pag
     board = client.get("/")
     if board.status_code == 200:
         assert ('data-testid="nav-evidence"' in board.content.decode()) == nav
+
+
+def test_big_xlsx_exports_are_sent_to_csv(small_import, client, huber, monkeypatch):
+    from reconciliation.views import evidence as evidence_views
+
+    monkeypatch.setattr(evidence_views, "XLSX_EXPORT_LIMIT", 5)
+    client.force_login(huber)
+    response = client.get(reverse("evidence-export", args=["xlsx"]))
+    assert response.status_code == 302 and response["Location"].startswith("/evidence/?")
+    page = client.get(response["Location"]).content.decode()
+    assert "請用 CSV" in page
+    assert client.get(reverse("evidence-export", args=["csv"])).status_code == 200
+
+
+def test_openapi_documents_the_evidence_endpoints(seeded, client):
+    paths = client.get("/api/schema/").json()["paths"]
+    assert "get" in paths["/api/kolable/orders"]
+    assert "post" in paths["/api/kolable/evidence"]

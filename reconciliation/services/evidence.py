@@ -248,6 +248,9 @@ def write_evidence(
     written. Call inside a transaction."""
     if not entries:
         return 0
+    # In row order, so two concurrent actions lock OrderTag rows in the same
+    # order (no deadlock on PostgreSQL).
+    entries = sorted(entries)
     quote = connection.ops.quote_name
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
     profile_db = _prep(OrderEvidence, "created_by", profile.pk)
@@ -272,6 +275,7 @@ def write_evidence(
             written.extend(
                 (row_id, evidence_id, tag) for evidence_id, row_id, tag in cursor.fetchall()
             )
+    written.sort()
     move_current_tags(reconciliation_import=reconciliation_import, written=written)
     return len(written)
 

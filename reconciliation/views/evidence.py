@@ -26,6 +26,7 @@ from reconciliation.views.common import permission_required
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PAGE_SIZES = (50, 100, 200, 500)
+XLSX_EXPORT_LIMIT = 100_000
 FILTER_PREFIX = "f_"
 
 
@@ -184,6 +185,9 @@ def evidence_queue(request):
     counts = queue.tag_counts(reconciliation_import, flt.program_id)
     matching = queue.matching_count(reconciliation_import, flt, counts)
     params = flt.as_params()
+    if request.GET.get("import_id"):
+        # An older import stays selected across filters and pages.
+        params["import_id"] = str(reconciliation_import.pk)
     if page_size != queue.DEFAULT_PAGE_SIZE:
         params["limit"] = page_size
     summary = (
@@ -396,6 +400,14 @@ def evidence_export(request, fmt):
     rows = queue.as_queue_rows(
         queue.queue_rows(reconciliation_import, flt).order_by("id"), stream=True
     )
+    if fmt == "xlsx" and queue.queue_rows(reconciliation_import, flt).count() > XLSX_EXPORT_LIMIT:
+        # A workbook is built in memory; past this size CSV streams instead.
+        messages.error(
+            request,
+            _("超過 %(n)s 筆的匯出請用 CSV（XLSX 太大，Excel 也開不順）。")
+            % {"n": f"{XLSX_EXPORT_LIMIT:,}"},
+        )
+        return redirect(f"{reverse('evidence')}?{urlencode(flt.as_params())}")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     filename = f"kolable-evidence-{stamp}.{fmt}"
     if fmt == "csv":
