@@ -4,10 +4,12 @@ append-only history, and who may do what."""
 
 import csv
 import io
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Max
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
@@ -780,3 +782,46 @@ def test_openapi_documents_the_evidence_endpoints(seeded, client):
     paths = client.get("/api/schema/").json()["paths"]
     assert "get" in paths["/api/kolable/orders"]
     assert "post" in paths["/api/kolable/evidence"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_bulk_actions_leave_each_order_on_its_newest_evidence(project, huber):
+    """Two people tag the same 600 orders at once: no deadlock, no lost
+    history, and every current tag is the order's newest evidence row."""
+    imp = import_from_frame(synthetic_frame(600, training=600, seed=11), project=project)
+    ids = _training_ids(imp)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def run(tag, refs):
+        try:
+            barrier.wait()
+            tag_orders(
+                actor=huber,
+                reconciliation_import=imp,
+                tag=tag,
+                order_ids=list(reversed(ids)) if tag == "refunded" else ids,
+                **refs,
+            )
+        except Exception as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=run, args=("paid", {"payment_ref": "P"})),
+        threading.Thread(target=run, args=("refunded", {"refund_ref": "R"})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert OrderEvidence.objects.count() == 1200
+    newest = dict(
+        OrderEvidence.objects.values("order_row_id")
+        .annotate(newest=Max("id"))
+        .values_list("order_row_id", "newest")
+    )
+    assert dict(OrderTag.objects.values_list("order_row_id", "evidence_id")) == newest
+    assert AuditEvent.objects.filter(verb=AuditEvent.Verb.EVIDENCE_TAGGED).count() == 2
