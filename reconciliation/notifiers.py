@@ -14,6 +14,7 @@ import urllib.request
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.utils.translation import gettext as _
 
 from reconciliation.models import Notification
 
@@ -41,7 +42,9 @@ def timeout_seconds() -> float:
 def send(notification: Notification) -> None:
     sender = CHANNELS.get(notification.channel)
     if sender is None:
-        raise DeliveryError(f"unknown channel {notification.channel!r}", permanent=True)
+        raise DeliveryError(
+            _("未知的管道 %(channel)s") % {"channel": notification.channel}, permanent=True
+        )
     sender(notification)
 
 
@@ -54,7 +57,7 @@ def send_inbox(notification: Notification) -> None:
 def send_email(notification: Notification) -> None:
     address = notification.recipient.user.email
     if not address:
-        raise DeliveryError("recipient has no e-mail address", permanent=True)
+        raise DeliveryError(_("收件人沒有電子郵件地址"), permanent=True)
     message = EmailMessage(
         subject=notification.subject,
         body=notification.body,
@@ -66,7 +69,9 @@ def send_email(notification: Notification) -> None:
     try:
         message.send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(f"SMTP refused the recipient: {exc}", permanent=True) from exc
+        raise DeliveryError(
+            _("SMTP 拒收這個收件人：%(error)s") % {"error": exc}, permanent=True
+        ) from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"SMTP: {exc.__class__.__name__}: {exc}") from exc
 
@@ -79,7 +84,7 @@ def send_webhook(notification: Notification) -> None:
         _send_generic_webhook(notification)
     else:
         raise DeliveryError(
-            "no webhook configured (NOTIFY_WEBHOOK_URL, or LINE_CHANNEL_TOKEN with a LINE id)",
+            _("未設定 webhook（NOTIFY_WEBHOOK_URL，或 LINE_CHANNEL_TOKEN 加上收件人的 LINE ID）"),
             permanent=True,
         )
 
@@ -143,7 +148,7 @@ def post_json(url: str, body: dict, *, headers: dict, accept=frozenset()) -> int
     """POST `body` as JSON; return the HTTP status when it is 2xx or in
     `accept`, else raise DeliveryError (permanent for 4xx other than 429)."""
     if not url.lower().startswith(("http://", "https://")):
-        raise DeliveryError(f"not an http(s) URL: {url!r}", permanent=True)
+        raise DeliveryError(_("不是 http(s) 網址：%(url)s") % {"url": url}, permanent=True)
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(  # noqa: S310 - URLs come from settings, http(s) only
         url,

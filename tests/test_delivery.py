@@ -250,3 +250,16 @@ def test_concurrent_senders_never_send_twice(wade, hook):
     webhook_rows = Notification.objects.filter(channel=Channel.WEBHOOK)
     assert set(webhook_rows.values_list("status", "attempts")) == {(Status.SENT, 1)}
     assert NotificationAttempt.objects.filter(notification__channel=Channel.WEBHOOK).count() == 12
+
+
+def test_address_removed_after_queueing_goes_dead_not_retried(wade, mailoutbox):
+    written = queue_message(
+        recipient=wade.profile, kind=Notification.Kind.INFO, subject="測試", body="內容"
+    )
+    email = next(n for n in written if n.channel == Channel.EMAIL)
+    wade.email = ""
+    wade.save()
+    assert deliver_due_notifications().dead == 1
+    email.refresh_from_db()
+    assert email.status == Status.DEAD and email.last_error == "收件人沒有電子郵件地址"
+    assert mailoutbox == []
