@@ -286,13 +286,25 @@ def _text_array(values: list) -> pd.arrays.ArrowExtensionArray:
             text[mask] = out
         elif kind is int:
             text[mask] = part.astype(str)
-        elif kind is datetime and not any(v.microsecond or v.tzinfo for v in part):
-            # ISO 8601 with a T, which the validator reads like any typed date.
-            stamps = pd.DatetimeIndex(part.tolist()).to_numpy().astype("datetime64[s]")
-            text[mask] = np.datetime_as_string(stamps, unit="s").astype(object)
+        elif kind is datetime:
+            text[mask] = _datetime_texts(part)
         else:
             text[mask] = [_cell_text(v) for v in part]
     return pd.array(text, dtype=STRING)
+
+
+def _datetime_texts(part: np.ndarray) -> np.ndarray:
+    """Date cells as ISO 8601 text (with a T, which the validator reads like
+    any typed date), converted together; odd ones (time zones, fractions of
+    a second) cell by cell."""
+    try:
+        stamps = pd.DatetimeIndex(part.tolist())
+    except (TypeError, ValueError):
+        stamps = None
+    if stamps is None or stamps.tz is not None or (stamps.microsecond != 0).any():
+        return np.array([_cell_text(v) for v in part], dtype=object)
+    seconds = stamps.to_numpy().astype("datetime64[s]")
+    return np.datetime_as_string(seconds, unit="s").astype(object)
 
 
 def _cell_text(value) -> str:

@@ -29,6 +29,8 @@ urlpatterns = [
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
     path("requests/<uuid:pk>/upload/", upload_views.upload_page, name="upload-page"),
     path(
-        "uploads/<uuid:upload_id>/report.<str:fmt>", upload_views.upload_report, name="upload-report"
+        "uploads/<uuid:upload_id>/report.<str:fmt>",
+        upload_views.upload_report,
+        name="upload-report",
     ),
 ]

@@ -558,18 +558,20 @@ def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
         todo = (lengths == length) & (nanos == NAT)
         if not todo.any():
             continue
-        index = pa.array(np.flatnonzero(todo))
-        subset = pc.take(text, index)
+        index = np.flatnonzero(todo)
+        first = text[int(index[0])].as_py()
+        if first[10:11] == "T":  # typed Excel dates come as 2026-05-12T20:15:00
+            formats = formats[::-1]
         for fmt in formats:
+            if index.size == 0:
+                break
+            subset = pc.take(text, pa.array(index))
             parsed = pc.strptime(subset, format=fmt, unit="s", error_is_null=True)
             good = _np(pc.is_valid(parsed)) & _fields_match(subset, parsed)
             if good.any():
-                where = index.to_numpy()[good]
-                nanos[where] = (
-                    pc.filter(parsed, pa.array(good)).cast(pa.int64()).to_numpy() * 1_000_000_000
-                )
-            if good.all():
-                break
+                seconds = pc.filter(parsed, pa.array(good)).cast(pa.int64()).to_numpy()
+                nanos[index[good]] = seconds * 1_000_000_000
+            index = index[~good]
     left = (nanos == NAT) & ~blank
     if left.any():
         index = np.flatnonzero(left)
