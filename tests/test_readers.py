@@ -194,6 +194,21 @@ def test_empty_files(tmp_path, data):
     assert problem(tmp_path, data).code == "empty_file"
 
 
+def test_ods_that_reads_cleanly_is_taken(tmp_path):
+    table = read(tmp_path, samples.ods_bytes(ROWS))
+    assert table.kind == "ods"
+    assert values(table, 0) == [r["order_id"] for r in ROWS]
+    assert values(table, 4) == ["28000"] * 3
+    assert validate_file(write(tmp_path, samples.ods_bytes(ROWS), "x.ods")).accepted
+
+
+def test_ods_that_does_not_read_is_unreadable(tmp_path):
+    data = samples.zip_bytes(
+        {"mimetype": b"application/vnd.oasis.opendocument.spreadsheet", "content.xml": b"<x"}
+    )
+    assert problem(tmp_path, data).code in ("unreadable_file", "empty_file")
+
+
 def test_encrypted_and_unreadable_legacy_excel(tmp_path):
     assert problem(tmp_path, samples.encrypted_xlsx()).code == "encrypted_xlsx"
     assert problem(tmp_path, samples.legacy_garbage_xls()).code == "encrypted_xlsx"

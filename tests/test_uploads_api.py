@@ -130,6 +130,23 @@ def test_same_bytes_again_answer_200_with_the_earlier_result(api_as, wade, data_
     assert len(kept) == 1
 
 
+def test_an_upload_left_pending_is_finished_when_sent_again(api_as, wade, data_request):
+    """The process died after keeping the bytes and writing the row: the same
+    file sent again finishes the validation instead of answering 'pending'."""
+    data = samples.csv_bytes(samples.good_rows(2))
+    first = send(api_as(wade), data_request, data).json()
+    Upload.objects.filter(pk=first["upload_id"]).update(
+        schema_status=Upload.SchemaStatus.PENDING,
+        created_at=timezone.now() - timedelta(hours=1),
+    )
+    DataRequest.objects.filter(pk=data_request.pk).update(status=DataRequest.Status.UPLOADED)
+    again = send(api_as(wade), data_request, data)
+    assert again.status_code == 200
+    assert again.json()["schema_status"] == "accepted"
+    assert again.json()["request_status"] == "accepted"
+    assert Upload.objects.count() == 1
+
+
 def test_a_fixed_file_after_a_failure_is_accepted(api_as, wade, data_request):
     bad = samples.good_rows(3)
     bad[0]["payment_status"] = "shipped"

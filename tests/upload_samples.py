@@ -157,5 +157,56 @@ def legacy_garbage_xls() -> bytes:
     return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00\x01" * 1000
 
 
+def ods_bytes(rows: list[dict], headers: list[str] | None = None) -> bytes:
+    """A minimal OpenDocument spreadsheet (what LibreOffice saves), strings
+    and numbers as typed cells."""
+    from xml.sax.saxutils import escape
+
+    def cell(value):
+        if isinstance(value, (int, float)):
+            return (
+                f'<table:table-cell office:value-type="float" office:value="{value}">'
+                f"<text:p>{value}</text:p></table:table-cell>"
+            )
+        return (
+            f'<table:table-cell office:value-type="string"><text:p>{escape(str(value))}'
+            "</text:p></table:table-cell>"
+        )
+
+    headers = headers or HEADERS
+    lines = ["<table:table-row>" + "".join(cell(h) for h in headers) + "</table:table-row>"]
+    for row in rows:
+        values = [
+            int(row[c]) if c == "amount" and str(row.get(c, "")).isdigit() else row.get(c, "")
+            for c in HEADERS
+        ]
+        lines.append("<table:table-row>" + "".join(cell(v) for v in values) + "</table:table-row>")
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        '<office:body><office:spreadsheet><table:table table:name="orders">'
+        + "".join(lines)
+        + "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet"
+        )
+        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+        archive.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64

@@ -29,6 +29,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,9 @@ from reconciliation.validation import ValidationResult, validate_file
 logger = logging.getLogger(__name__)
 
 ROW_ERRORS_KEPT = 200  # on the Upload row; the report has them all
+# A pending upload this old was abandoned mid-validation (a million rows
+# validate in seconds).
+STALE_PENDING = timedelta(minutes=10)
 CHUNK = 1 << 20
 CONTRACT_COLUMNS = (
     "row_number",
@@ -151,6 +155,13 @@ def receive_upload(
     earlier = Upload.objects.filter(data_request=data_request, sha256=sha256).first()
     if earlier is not None:
         temporary.unlink(missing_ok=True)
+        if (
+            earlier.schema_status == Upload.SchemaStatus.PENDING
+            and earlier.created_at < timezone.now() - STALE_PENDING
+        ):
+            # The first attempt died between keeping the file and recording
+            # its result; sending it again finishes the job.
+            earlier = finish_upload(upload=earlier)
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
     data_request.refresh_from_db(fields=["status"])
     if data_request.status not in DataRequest.AWAITING_FILE:
