@@ -8,6 +8,7 @@ from uuid import UUID
 
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
@@ -166,7 +167,7 @@ def upload_export(request, request_id: UUID):
     uploaded = request.FILES.get("file")
     if uploaded is None:
         raise InvalidInput(
-            "file_required", "請用 multipart/form-data 的 file 欄位附上 CSV 或 XLSX。"
+            "file_required", _("請用 multipart/form-data 的 file 欄位附上 CSV 或 XLSX。")
         )
     outcome = receive_upload(
         data_request=data_request,
@@ -201,7 +202,7 @@ def get_upload_report(request, upload_id: UUID, fmt: str):
     upload = get_object_or_404(Upload, pk=upload_id)
     path = report_file(upload, fmt)
     if path is None:
-        raise NotFound("no_report", "這個檔案沒有錯誤報告（沒有錯誤也沒有提醒）。")
+        raise NotFound("no_report", _("這個檔案沒有錯誤報告（沒有錯誤也沒有提醒）。"))
     return report_response(upload, path, fmt)
 
 

@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
@@ -86,8 +87,9 @@ def too_large(size: int) -> DomainError:
     return DomainError(
         "too_large",
         {
-            "message": f"檔案 {size / 1_048_576:.1f} MB，超過上限 {settings.MAX_UPLOAD_MB} MB。",
-            "hint": "把期間分成幾段分別匯出，或改存成 CSV（通常小很多）再上傳。",
+            "message": _("檔案 %(size)s MB，超過上限 %(limit)s MB。")
+            % {"size": f"{size / 1_048_576:.1f}", "limit": settings.MAX_UPLOAD_MB},
+            "hint": _("把期間分成幾段分別匯出，或改存成 CSV（通常小很多）再上傳。"),
             "limit_mb": int(settings.MAX_UPLOAD_MB),
         },
         status=413,
@@ -193,7 +195,8 @@ def receive_upload(
                 verb=AuditEvent.Verb.UPLOAD_RECEIVED,
                 actor=uploader,
                 data_request=data_request,
-                message=f"{uploader} 上傳 {name}（{_size_text(size)}，sha256 {sha256[:12]}…）。",
+                message=_("%(who)s 上傳 %(name)s（%(size)s，sha256 %(sha)s…）。")
+                % {"who": uploader, "name": name, "size": _size_text(size), "sha": sha256[:12]},
                 upload_id=str(upload.pk),
                 sha256=sha256,
                 size=size,
@@ -210,9 +213,11 @@ def receive_upload(
 
 def _not_taking_files(data_request: DataRequest) -> Conflict:
     if data_request.status == DataRequest.Status.ACCEPTED:
-        message = "這個請求已經有驗收通過的檔案；要換檔請先請 Louis 結案並重開請求。"
+        message = _("這個請求已經有驗收通過的檔案；要換檔請先請 Louis 結案並重開請求。")
     else:
-        message = f"這個請求目前是「{data_request.get_status_display()}」，不再收檔。"
+        message = _("這個請求目前是「%(status)s」，不再收檔。") % {
+            "status": data_request.get_status_display()
+        }
     return Conflict(
         "request_not_awaiting_file",
         {"message": message, "request_status": data_request.status},
@@ -281,8 +286,9 @@ def _on_accepted(upload: Upload) -> None:
         verb=AuditEvent.Verb.UPLOAD_ACCEPTED,
         actor=upload.uploaded_by,
         data_request=data_request,
-        message=f"{upload.original_name} 通過欄位驗證，{upload.row_count:,} 列。"
-        + (f" 提醒：{warnings}" if warnings else ""),
+        message=_("%(name)s 通過欄位驗證，%(rows)s 列。")
+        % {"name": upload.original_name, "rows": f"{upload.row_count:,}"}
+        + ((" " + _("提醒：%(warnings)s") % {"warnings": warnings}) if warnings else ""),
         upload_id=str(upload.pk),
         row_count=upload.row_count,
         warnings=[{"code": w["code"], "count": w["count"]} for w in upload.warnings],
@@ -309,7 +315,8 @@ def _on_failed(upload: Upload, result: ValidationResult) -> None:
         verb=AuditEvent.Verb.UPLOAD_FAILED,
         actor=upload.uploaded_by,
         data_request=data_request,
-        message=f"{upload.original_name} 欄位不符：{summary}",
+        message=_("%(name)s 欄位不符：%(summary)s")
+        % {"name": upload.original_name, "summary": summary},
         upload_id=str(upload.pk),
         missing_fields=result.missing_fields,
         file_error_codes=[e["code"] for e in result.file_errors],
@@ -320,12 +327,20 @@ def _on_failed(upload: Upload, result: ValidationResult) -> None:
     queue_message(
         recipient=wade,
         kind=Notification.Kind.SCHEMA_FAILED,
-        subject=f"{upload.original_name} 欄位不符，請修正後重傳",
+        subject=_("%(name)s 欄位不符，請修正後重傳") % {"name": upload.original_name},
         body=(
-            f"{wade}：你上傳的 {upload.original_name} 沒有通過驗證。{summary}\n"
-            f"不要人工猜欄位或補假資料；照範本修正後重新上傳：{links['upload_url']}\n"
-            + (f"完整錯誤報告：{links['report_xlsx_url']}\n" if upload.report_path else "")
-            + f"範本：{absolute(reverse('template-download', args=['xlsx']))}"
+            _("%(wade)s：你上傳的 %(name)s 沒有通過驗證。%(summary)s")
+            % {"wade": wade, "name": upload.original_name, "summary": summary}
+            + "\n"
+            + _("不要人工猜欄位或補假資料；照範本修正後重新上傳：%(url)s")
+            % {"url": links["upload_url"]}
+            + "\n"
+            + (
+                _("完整錯誤報告：%(url)s") % {"url": links["report_xlsx_url"]} + "\n"
+                if upload.report_path
+                else ""
+            )
+            + _("範本：%(url)s") % {"url": absolute(reverse("template-download", args=["xlsx"]))}
         ),
         data_request=data_request,
         payload={
@@ -345,13 +360,14 @@ def failure_summary(upload: Upload) -> str:
     rows are wrong and where the first ones are."""
     parts = []
     if upload.missing_fields:
-        parts.append(f"缺少欄位 {'、'.join(upload.missing_fields)}")
+        parts.append(_("缺少欄位 %(columns)s") % {"columns": "、".join(upload.missing_fields)})
     others = [e["message"] for e in upload.file_errors if e["code"] != "missing_column"]
     parts.extend(others)
     if upload.row_error_count:
         first = sorted({e["row"] for e in upload.row_errors})[:5]
         parts.append(
-            f"{upload.row_error_count:,} 筆資料列錯誤（第 {'、'.join(str(r) for r in first)} 列起）"
+            _("%(count)s 筆資料列錯誤（第 %(rows)s 列起）")
+            % {"count": f"{upload.row_error_count:,}", "rows": "、".join(str(r) for r in first)}
         )
     return "；".join(parts) + "。" if parts else "。"
 
@@ -408,7 +424,8 @@ def load_accepted_frame(upload: Upload) -> pd.DataFrame:
     Reads the cached frame, else re-validates the kept bytes."""
     if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
         raise InvalidInput(
-            "upload_not_accepted", f"檔案 {upload.original_name} 沒有通過欄位驗證，不能匯入。"
+            "upload_not_accepted",
+            _("檔案 %(name)s 沒有通過欄位驗證，不能匯入。") % {"name": upload.original_name},
         )
     cache = normalised_cache_path(upload.pk)
     frame = None
@@ -425,7 +442,8 @@ def load_accepted_frame(upload: Upload) -> pd.DataFrame:
         result = validate_file(path, period=(data_request.period_start, data_request.period_end))
         if not result.accepted:
             raise InvalidInput(
-                "upload_not_accepted", f"檔案 {upload.original_name} 重新驗證沒有通過。"
+                "upload_not_accepted",
+                _("檔案 %(name)s 重新驗證沒有通過。") % {"name": upload.original_name},
             )
         frame = result.frame
     return _as_contract(frame)
