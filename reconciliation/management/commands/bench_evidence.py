@@ -19,7 +19,9 @@ import csv
 import io
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -62,9 +64,13 @@ class Command(BaseCommand):
         # copies every template context and would be timed along.
         settings.DEBUG = False
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        # Kept tag files go to a scratch folder, not the app's DATA_DIR.
+        scratch = tempfile.TemporaryDirectory(prefix="bench-evidence-")
+        settings.DATA_DIR = Path(scratch.name)
         try:
             self._run(options)
         finally:
+            scratch.cleanup()
             if not options["keep"]:
                 connection.creation.destroy_test_db(old_name, verbosity=0)
         self._report()
