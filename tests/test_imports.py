@@ -253,3 +253,24 @@ def test_every_count_on_the_page_equals_the_database(client, louis, wade, data_r
     assert _number(html, "total-paid") == paid_sum == 84000
     gmv = sum(r.amount for r in rows.exclude(classification="duplicate"))
     assert _number(html, "total-gmv") == gmv
+
+
+def test_rows_survive_the_bulk_insert_byte_for_byte(data_request, wade, monkeypatch):
+    """Several batches, and text COPY would misread (tab, newline, backslash,
+    quotes, Chinese) — on both databases the stored row is the exported one."""
+    from reconciliation.services import imports
+
+    monkeypatch.setattr(imports, "INSERT_BATCH", 2)  # five batches for five rows
+    odd = 'a\tb\\c\nd "引號" ,; \\N'
+    orders = [
+        order(f"B-{i}", "paid", 100 + i, customer=f"c{i}", when=f"2026-05-1{i + 2} 0{i}:30")
+        for i in range(4)
+    ]
+    orders.append({**order("B-odd", "pending", 1.5, customer="odd"), "owner_note": odd})
+    result = import_frame(upload=accepted_upload(data_request, wade), frame=frame(*orders))
+    rows = {r.order_id: r for r in OrderRow.objects.filter(reconciliation_import=result)}
+    assert len(rows) == 5
+    assert rows["B-odd"].owner_note == odd
+    assert str(rows["B-odd"].amount) == "1.50"
+    assert rows["B-3"].created_at.isoformat() == "2026-05-14T19:30:00+00:00"  # 03:30 Taipei, 5/15
+    assert [rows[f"B-{i}"].row_number for i in range(4)] == [2, 3, 4, 5]

@@ -101,8 +101,12 @@ def utc_naive(created_at: pd.Series) -> np.ndarray:
     return pd.to_datetime(created_at, utc=True).dt.tz_localize(None).to_numpy()
 
 
-def object_slice(array: pa.Array | np.ndarray, start: int, stop: int) -> list:
-    """Python values of rows [start, stop) of an Arrow or numpy column."""
-    if isinstance(array, pa.Array):
-        return array.slice(start, stop - start).to_numpy(zero_copy_only=False).tolist()
-    return array[start:stop].tolist()
+def object_slice(column, start: int, stop: int) -> list:
+    """Python values of rows [start, stop) of an Arrow column, a numpy column
+    or a (codes, distinct values) pair."""
+    if isinstance(column, tuple):
+        found, values = column
+        return values[found[start:stop]].tolist()
+    if isinstance(column, pa.Array):
+        return column.slice(start, stop - start).to_numpy(zero_copy_only=False).tolist()
+    return column[start:stop].tolist()

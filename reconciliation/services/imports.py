@@ -16,6 +16,7 @@ ReconciliationImport and its ImportSummary.
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -311,9 +312,18 @@ TEXT_COLUMNS = (
 )
 
 
+# Text columns whose values repeat: on SQLite they go to the driver as
+# references to one Python str per distinct value, not a new str per cell.
+REPEATING = frozenset(
+    {"customer_key", "program_id", "payment_status", "discount_code", "source_event", "owner_note"}
+)
+DERIVED = frozenset({"classification", "rebuy_of", "exception_code"})
+
+
 def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:
-    """The row columns as Arrow arrays (text; escaped for COPY on PostgreSQL)
-    and numpy arrays (numbers, timestamps)."""
+    """The row columns as Arrow arrays (text; escaped for COPY on PostgreSQL),
+    numpy arrays (numbers, timestamps, the derived columns) or, on SQLite,
+    (codes, distinct values) for repeating text."""
     columns = {}
     for name in ROW_COLUMNS:
         if name == "row_number":
@@ -322,9 +332,18 @@ def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:
             columns[name] = frame[name].to_numpy(np.float64).round(2)
         elif name == "created_at":
             columns[name] = utc_naive(frame[name])
+        elif postgres:
+            columns[name] = _copy_text(arrow_text(frame[name]))
+        elif name in DERIVED:
+            columns[name] = frame[name].to_numpy(dtype=object)
+        elif name in REPEATING:
+            encoded = pc.dictionary_encode(arrow_text(frame[name]))
+            columns[name] = (
+                encoded.indices.to_numpy(zero_copy_only=False),
+                np.array(encoded.dictionary.to_pylist(), dtype=object),
+            )
         else:
-            text = arrow_text(frame[name])
-            columns[name] = _copy_text(text) if postgres else text
+            columns[name] = arrow_text(frame[name])
     return columns
 
 
@@ -352,21 +371,31 @@ def _insert_rows(reconciliation_import: ReconciliationImport, frame: pd.DataFram
     names = ", ".join(["reconciliation_import_id", *ROW_COLUMNS])
     columns = _columns(frame, postgres=postgres)
     n = len(frame)
+    spans = [(start, min(start + INSERT_BATCH, n)) for start in range(0, n, INSERT_BATCH)]
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the driver's own cursor: no per-row wrapper work
         if postgres:
             with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # noqa: S608 - fixed names
-                for start in range(0, n, INSERT_BATCH):
-                    copy.write(
-                        _copy_batch(columns, str(import_id), start, min(start + INSERT_BATCH, n))
-                    )
+                for buffer in _prepared(_copy_batch, columns, str(import_id), spans):
+                    copy.write(buffer)
         else:
             marks = ", ".join("?" * (len(ROW_COLUMNS) + 1))
             sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
-            for start in range(0, n, INSERT_BATCH):
-                raw.executemany(
-                    sql, _row_batch(columns, import_id, start, min(start + INSERT_BATCH, n))
-                )
+            for batch in _prepared(_row_batch, columns, import_id, spans):
+                raw.executemany(sql, batch)
+
+
+def _prepared(build, columns: dict, import_id, spans):
+    """Yield build(...) for each span, building the next batch in a second
+    thread while the database works on the current one (the drivers release
+    the GIL while the database inserts)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-batch") as pool:
+        pending = None
+        for index, (start, stop) in enumerate(spans):
+            current = pending.result() if pending else build(columns, import_id, start, stop)
+            if index + 1 < len(spans):
+                pending = pool.submit(build, columns, import_id, *spans[index + 1])
+            yield current
 
 
 def _row_batch(columns: dict, import_id, start: int, stop: int) -> list[tuple]:

@@ -160,6 +160,11 @@ class Command(BaseCommand):
         work = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
         settings.DATA_DIR = work
         settings.UPLOAD_DIR = work / "uploads"
+        # The 1,000,000-row CSV (~160 MB) is above the default 100 MB cap; a
+        # deployment taking such files raises MAX_UPLOAD_MB the same way.
+        settings.MAX_UPLOAD_MB = max(
+            int(settings.MAX_UPLOAD_MB), path.stat().st_size // 1_048_576 + 1
+        )
         test_settings = settings.DATABASES["default"].setdefault("TEST", {})
         if connection.vendor == "sqlite":
             test_settings["NAME"] = str(work / "bench.sqlite3")
