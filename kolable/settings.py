@@ -161,8 +161,6 @@ MAX_ROWS = env.int("MAX_ROWS", default=2_000_000)
 # Zip-bomb bounds, checked on the declared sizes before an XLSX is inflated.
 MAX_XLSX_UNCOMPRESSED_MB = env.int("MAX_XLSX_UNCOMPRESSED_MB", default=1024)
 XLSX_MAX_COMPRESSION_RATIO = env.int("XLSX_MAX_COMPRESSION_RATIO", default=200)
-# Error reports: the CSV always has every line, the XLSX up to this many.
-UPLOAD_REPORT_XLSX_MAX_ROWS = env.int("UPLOAD_REPORT_XLSX_MAX_ROWS", default=200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Key for hashing raw customer identifiers; separate from SECRET_KEY so the
