@@ -422,3 +422,17 @@ def test_concurrent_identical_uploads_make_one_row(wade, louis, settings):
     assert sum(not o.is_duplicate for o in outcomes) == 1
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD_RECEIVED).count() == 1
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD_ACCEPTED).count() == 1
+
+
+def test_report_survives_markup_and_control_characters(api_as, wade, louis, data_request):
+    rows = samples.good_rows(2)
+    rows[0]["amount"] = "<b>&\x01\x1f"
+    rows[1]["payment_status"] = "@SUM(1)"
+    response = send(api_as(wade), data_request, samples.csv_bytes(rows))
+    upload_id = response.json()["upload_id"]
+    xlsx = api_as(louis).get(f"/api/kolable/uploads/{upload_id}/report.xlsx")
+    sheet = load_workbook(io.BytesIO(b"".join(xlsx.streaming_content))).active
+    lines = {row[3]: row for row in sheet.iter_rows(min_row=4, values_only=True)}
+    assert lines["bad_amount"][1] == 2 and lines["bad_amount"][4] == "<b>&"
+    assert lines["unknown_payment_status"][4] == "'@SUM(1)"
+    assert lines["unknown_payment_status"][5].startswith("payment_status「@SUM(1)」")
