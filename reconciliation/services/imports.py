@@ -320,30 +320,46 @@ REPEATING = frozenset(
 DERIVED = frozenset({"classification", "rebuy_of", "exception_code"})
 
 
+def insert_order(frame: pd.DataFrame) -> np.ndarray:
+    """The order rows are inserted in: grouped by programme, file order within
+    a programme. The (import, programme, id) index then only ever appends —
+    inserted in file order, its inserts land in the middle of the index, which
+    costs ~5 s of a 1,000,000-row COPY. OrderRow ids therefore follow the
+    programme, and row_number keeps the file's order."""
+    programme_codes, _values = codes(frame["program_id"])
+    values = np.array(_values, dtype=object)
+    # Code order follows first appearance; rank by the programme id itself.
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return np.argsort(rank[programme_codes], kind="stable")
+
+
 def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:
-    """The row columns as Arrow arrays (text; escaped for COPY on PostgreSQL),
-    numpy arrays (numbers, timestamps, the derived columns) or, on SQLite,
-    (codes, distinct values) for repeating text."""
+    """The row columns, in insert order, as Arrow arrays (text; escaped for
+    COPY on PostgreSQL), numpy arrays (numbers, timestamps, the derived
+    columns) or, on SQLite, (codes, distinct values) for repeating text."""
+    order = insert_order(frame)
+    take = pa.array(order)
     columns = {}
     for name in ROW_COLUMNS:
         if name == "row_number":
-            columns[name] = frame[name].to_numpy(np.int64)
+            columns[name] = frame[name].to_numpy(np.int64)[order]
         elif name == "amount":
-            columns[name] = frame[name].to_numpy(np.float64).round(2)
+            columns[name] = frame[name].to_numpy(np.float64).round(2)[order]
         elif name == "created_at":
-            columns[name] = utc_naive(frame[name])
+            columns[name] = utc_naive(frame[name])[order]
         elif postgres:
-            columns[name] = _copy_text(arrow_text(frame[name]))
+            columns[name] = _copy_text(arrow_text(frame[name]).take(take))
         elif name in DERIVED:
-            columns[name] = frame[name].to_numpy(dtype=object)
+            columns[name] = frame[name].to_numpy(dtype=object)[order]
         elif name in REPEATING:
-            encoded = pc.dictionary_encode(arrow_text(frame[name]))
+            encoded = pc.dictionary_encode(arrow_text(frame[name]).take(take))
             columns[name] = (
                 encoded.indices.to_numpy(zero_copy_only=False),
                 np.array(encoded.dictionary.to_pylist(), dtype=object),
             )
         else:
-            columns[name] = arrow_text(frame[name])
+            columns[name] = arrow_text(frame[name]).take(take)
     return columns
 
 
