@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from django.conf import settings
 
@@ -264,47 +265,43 @@ def _sheet_table(kind, name, rows, top, index, max_rows) -> RawTable:
 
 def _text_array(values: list) -> pd.arrays.ArrowExtensionArray:
     """A column of cells as strings. Cells of one Python type convert
-    together (dates, numbers); only odd types go cell by cell."""
+    together in Arrow (dates, numbers); only odd types go cell by cell."""
     types = np.fromiter(map(type, values), dtype=object, count=len(values))
     kinds = set(types.tolist())
     if kinds <= {str}:
         return pd.array(values, dtype=STRING)
+    if len(kinds) == 1:
+        return pd.array(_typed_texts(next(iter(kinds)), values), dtype=STRING)
     cells = np.empty(len(values), dtype=object)
     cells[:] = values
     text = np.full(len(values), "", dtype=object)
     for kind in kinds:
         mask = types == kind
         part = cells[mask]
-        if kind is str:
-            text[mask] = part
-        elif kind is float:
-            numbers = part.astype(np.float64)
-            whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (abs(numbers) < 1e15)
-            out = np.empty(len(part), dtype=object)
-            out[whole] = numbers[whole].astype(np.int64).astype(str)
-            out[~whole] = [_cell_text(v) for v in part[~whole]]
-            text[mask] = out
-        elif kind is int:
-            text[mask] = part.astype(str)
-        elif kind is datetime:
-            text[mask] = _datetime_texts(part)
-        else:
-            text[mask] = [_cell_text(v) for v in part]
+        text[mask] = part if kind is str else _typed_texts(kind, part.tolist())
     return pd.array(text, dtype=STRING)
 
 
-def _datetime_texts(part: np.ndarray) -> np.ndarray:
-    """Date cells as ISO 8601 text (with a T, which the validator reads like
-    any typed date), converted together; odd ones (time zones, fractions of
-    a second) cell by cell."""
+def _typed_texts(kind: type, values: list):
+    """Cells of one type as text: whole numbers without ".0", dates as
+    "2026-05-12 20:15:00"; anything odd (fractions of a second, huge or
+    non-finite numbers, booleans…) cell by cell."""
     try:
-        stamps = pd.DatetimeIndex(part.tolist())
-    except (TypeError, ValueError):
-        stamps = None
-    if stamps is None or stamps.tz is not None or (stamps.microsecond != 0).any():
-        return np.array([_cell_text(v) for v in part], dtype=object)
-    seconds = stamps.to_numpy().astype("datetime64[s]")
-    return np.datetime_as_string(seconds, unit="s").astype(object)
+        if kind is float:
+            numbers = pa.array(values, pa.float64())
+            whole = numbers.to_numpy(zero_copy_only=False)
+            if (np.isfinite(whole) & (whole == np.round(whole)) & (abs(whole) < 1e15)).all():
+                return pc.cast(pc.cast(numbers, pa.int64()), pa.string()).to_numpy(
+                    zero_copy_only=False
+                )
+        elif kind is int:
+            return pc.cast(pa.array(values, pa.int64()), pa.string()).to_numpy(zero_copy_only=False)
+        elif kind is datetime:
+            stamps = pc.cast(pa.array(values, pa.timestamp("us")), pa.timestamp("s"))
+            return pc.cast(stamps, pa.string()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        pass
+    return np.array([_cell_text(v) for v in values], dtype=object)
 
 
 def _cell_text(value) -> str:

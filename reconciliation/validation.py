@@ -560,7 +560,7 @@ def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
             continue
         index = np.flatnonzero(todo)
         first = text[int(index[0])].as_py()
-        if first[10:11] == "T":  # typed Excel dates come as 2026-05-12T20:15:00
+        if first[10:11] == "T":  # 2026-05-12T20:15:00 (ISO with a T)
             formats = formats[::-1]
         for fmt in formats:
             if index.size == 0:

@@ -140,7 +140,7 @@ def test_xlsx_header_below_title_rows_on_the_second_sheet(tmp_path):
     assert table.header_row == 3
     assert table.row_numbers.tolist() == [4, 5, 6]
     # Typed cells come back as text a person would type.
-    assert values(table, 1)[0] == "2026-05-13T20:01:00"
+    assert values(table, 1)[0] == "2026-05-13 20:01:00"
     assert values(table, 4)[0] == "28000"
 
 
