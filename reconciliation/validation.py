@@ -577,19 +577,15 @@ def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
         index = np.flatnonzero(left)
         rest = pc.take(text, pa.array(index)).to_numpy(zero_copy_only=False)
         has_zone = _np(pc.match_substring_regex(pa.array(rest, pa.string()), _TZ_SUFFIX))
-        naive_part = pd.to_datetime(rest[~has_zone], format="ISO8601", errors="coerce", cache=False)
-        nanos[index[~has_zone]] = np.asarray(naive_part.asi8)
+        nanos[index[~has_zone]] = _iso_nanos(rest[~has_zone], utc=False)
         if has_zone.any():
-            zoned = pd.to_datetime(
-                rest[has_zone], format="ISO8601", errors="coerce", utc=True, cache=False
-            )
-            nanos[index[has_zone]] = np.asarray(zoned.asi8)
-            aware[index[has_zone]] = True
+            nanos[index[has_zone]] = _iso_nanos(rest[has_zone], utc=True)
+            aware[index[has_zone]] = nanos[index[has_zone]] != NAT
         odd = np.flatnonzero((nanos == NAT) & ~blank)
         if odd.size:
             originals = pc.take(_arrow(values), pa.array(odd)).to_pylist()
             for i, original in zip(odd.tolist(), originals, strict=True):
-                nanos[i], aware[i] = _parse_odd_datetime(original)
+                nanos[i] = _parse_odd_datetime(original)
     naive = (nanos != NAT) & ~aware
     if naive.any():
         nanos[naive] = _taipei_to_utc(nanos[naive])
@@ -627,10 +623,23 @@ def _taipei_to_utc(local_nanos: np.ndarray) -> np.ndarray:
     return np.asarray(index.tz_convert("UTC").asi8)
 
 
-def _parse_odd_datetime(text: str) -> tuple[int, bool]:
+def _iso_nanos(texts: np.ndarray, *, utc: bool) -> np.ndarray:
+    """pandas' strict ISO 8601 parser: naive nanoseconds (or UTC ones when
+    the texts carry an offset), NAT where it cannot parse."""
+    if texts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        parsed = pd.to_datetime(texts, format="ISO8601", errors="coerce", utc=utc, cache=False)
+    except (ValueError, TypeError, OverflowError):
+        return np.full(texts.size, NAT, dtype=np.int64)
+    if not utc and getattr(parsed, "tz", None) is not None:
+        return np.full(texts.size, NAT, dtype=np.int64)
+    return np.asarray(parsed.asi8, dtype=np.int64)
+
+
+def _parse_odd_datetime(text: str) -> int:
     """The forms pandas' ISO parser does not take, one value at a time (only
-    for the values it could not parse): (naive Taipei nanoseconds or NAT,
-    False)."""
+    for the values it could not parse): naive Taipei nanoseconds, or NAT."""
     text = str(text).strip()
     match = _AMPM.match(text)
     if match:
@@ -641,24 +650,22 @@ def _parse_odd_datetime(text: str) -> tuple[int, bool]:
             hour += 12
         elif marker in ("上午", "AM", "am") and hour == 12:
             hour = 0
+        if not YEAR_RANGE[0] <= int(year) <= YEAR_RANGE[1]:
+            return NAT
         try:
             local = datetime(int(year), int(month), int(day), hour, int(minute), int(second or 0))
         except ValueError:
-            return NAT, False
-        return _naive_nanos(local), False
+            return NAT
+        return pd.Timestamp(local).value
     try:
         serial = float(text)
     except ValueError:
-        return NAT, False
+        return NAT
     if EXCEL_SERIAL_RANGE[0] <= serial <= EXCEL_SERIAL_RANGE[1]:
         local = EXCEL_EPOCH + timedelta(days=serial)
         local = local.replace(microsecond=0) + timedelta(seconds=round(local.microsecond / 1e6))
-        return _naive_nanos(local), False
-    return NAT, False
-
-
-def _naive_nanos(local: datetime) -> int:
-    return pd.Timestamp(local).value
+        return pd.Timestamp(local).value
+    return NAT
 
 
 _AMOUNT_NOISE = r"^(?:NT\$|NTD|TWD|\$|＄)|[,，\s元]|(?:NTD|TWD)$"

@@ -59,6 +59,9 @@ def test_a_good_file_is_accepted_with_the_contract_frame(tmp_path):
         ("created_at", "12/05/2026", "bad_date"),
         ("created_at", "昨天晚上", "bad_date"),
         ("created_at", "1899-01-01 00:00", "bad_date"),
+        ("created_at", "0001/1/1 下午 1:00", "bad_date"),
+        ("created_at", "9999-12-31 00:00", "bad_date"),
+        ("created_at", "2026-05-12 10:00 UTC", "bad_date"),
         ("amount", "abc", "bad_amount"),
         ("amount", "二萬八", "bad_amount"),
         ("amount", "inf", "bad_amount"),
@@ -363,6 +366,8 @@ cell_text = st.one_of(
             "tok_1N3T00LkdIwHu7ixt44h1F8k",
             "46154.5",
             "=cmd|' /C calc'!A0",
+            "0001/1/1 下午 1:00",
+            "2026-05-12T10:00+0800",
             "2026-02-30 10:00",
         ]
     ),
