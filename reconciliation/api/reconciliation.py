@@ -10,9 +10,8 @@ from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
 from reconciliation.api.common import ErrorOut, require
-from reconciliation.models import Project
 from reconciliation.permissions import Action
-from reconciliation.selectors.scorecard import scorecard, scorecard_as_api
+from reconciliation.selectors.scorecard import default_project, scorecard, scorecard_as_api
 from reconciliation.services.imports import import_for_request
 from reconciliation.services.revenue import record_revenue_decision, revenue_status
 
@@ -94,8 +93,7 @@ def run_import(request, payload: ImportIn):
 )
 def latest(request):
     require(request, Action.VIEW_DASHBOARD)
-    project = Project.objects.order_by("created_at").first()
-    return 200, _jsonable(scorecard_as_api(scorecard(project)))
+    return 200, _jsonable(scorecard_as_api(scorecard(default_project())))
 
 
 @router.post(

@@ -187,6 +187,24 @@ class Scorecard:
         }
 
 
+def default_project() -> Project | None:
+    """The project the scorecard shows, with its people, in one query."""
+    return (
+        Project.objects.select_related(
+            "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
+        )
+        .order_by("created_at")
+        .first()
+    )
+
+
+def _people_loaded(project: Project) -> bool:
+    cached = project._state.fields_cache
+    return all(
+        name in cached for name in ("owner_profile", "data_owner_profile", "verifier_profile")
+    )
+
+
 def current_request(project: Project) -> DataRequest | None:
     base = DataRequest.objects.filter(project=project).select_related(
         "data_owner_profile__user", "requested_by_profile__user"
@@ -213,9 +231,10 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
     now = now or timezone.now()
     if project is None:
         return Scorecard(None, None, None, None, None, DEFAULT_PERIOD, RevenueStatus.UNVERIFIED)
-    project = Project.objects.select_related(
-        "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
-    ).get(pk=project.pk)
+    if not _people_loaded(project):
+        project = Project.objects.select_related(
+            "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
+        ).get(pk=project.pk)
     data_request = current_request(project)
     reconciliation_import = None
     if import_id is not None:
@@ -225,7 +244,10 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
     summary = None
     decision = None
     if reconciliation_import is not None:
-        summary = ImportSummary.objects.filter(pk=reconciliation_import.pk).first()
+        try:
+            summary = reconciliation_import.summary  # select_related: no query
+        except ImportSummary.DoesNotExist:
+            summary = None
         if summary is None:
             reconciliation_import = None
         else:
@@ -401,7 +423,12 @@ def _flow(card: Scorecard, project: Project, now) -> list[FlowStep]:
     request = card.data_request
     data_owner = str(card.data_owner or "Wade")
     imported = card.reconciliation_import
-    repository = verified_repository(project)
+    # next_job already looked the repository up: it routes to repo_change
+    # exactly when a verified one exists.
+    job = card.next_job
+    repository = (
+        verified_repository(project) if job is not None and job.rule == Rule.HAS_REPO else None
+    )
 
     if request is None:
         d1 = _step(

@@ -643,6 +643,8 @@ def latest_verified_import(project: Project | None) -> ReconciliationImport | No
             data_request__project=project, status__in=VERIFIED_IMPORT_STATUSES
         )
         .select_related("summary", "data_request", "upload")
+        # The page shows the file's name; its error lists are not needed.
+        .defer("upload__row_errors", "upload__file_errors", "upload__warnings")
         .order_by("-created_at", "-id")
         .first()
     )

@@ -19,7 +19,7 @@ from reconciliation.errors import DomainError
 from reconciliation.models import Project, RevenueDecision
 from reconciliation.permissions import Action, can
 from reconciliation.selectors.claims import verified_claims
-from reconciliation.selectors.scorecard import Scorecard, scorecard
+from reconciliation.selectors.scorecard import Scorecard, default_project, scorecard
 from reconciliation.services.revenue import METRICS, record_revenue_decision
 from reconciliation.views import charts
 from reconciliation.views.common import permission_required
@@ -38,7 +38,7 @@ class RevenueDecisionForm(forms.Form):
 
 
 def _project() -> Project | None:
-    return Project.objects.order_by("created_at").first()
+    return default_project()
 
 
 def _import_param(request):
