@@ -436,3 +436,22 @@ def test_report_survives_markup_and_control_characters(api_as, wade, louis, data
     assert lines["bad_amount"][1] == 2 and lines["bad_amount"][4] == "<b>&"
     assert lines["unknown_payment_status"][4] == "'@SUM(1)"
     assert lines["unknown_payment_status"][5].startswith("payment_status「@SUM(1)」")
+
+
+def test_an_accepted_upload_imports_through_the_frame_contract(api_as, wade, data_request):
+    """The import (issue imp) reads what the upload kept, end to end."""
+    from reconciliation.models import OrderRow
+    from reconciliation.services.imports import import_upload
+
+    rows = samples.good_rows(6)
+    rows[0]["customer_key"] = "buyer@example.com"
+    rows[5]["created_at"] = "2026/5/20 下午 09:30:00"
+    response = send(api_as(wade), data_request, samples.csv_bytes(rows, encoding="cp950"))
+    assert response.status_code == 201
+    result = import_upload(upload_id=response.json()["upload_id"])
+    assert result.row_count == 6
+    assert result.paid_count + result.pending_count + result.refunded_count == 6
+    stored = OrderRow.objects.filter(reconciliation_import=result).order_by("row_number")
+    assert [r.row_number for r in stored] == [2, 3, 4, 5, 6, 7]
+    assert "buyer@example.com" not in {r.customer_key for r in stored}
+    assert stored[5].created_at.isoformat() == "2026-05-20T13:30:00+00:00"
