@@ -152,3 +152,34 @@ def test_tags_on_duplicates_change_nothing_and_recompute_is_idempotent(make_impo
     again = recompute_summary(reconciliation_import=imported)
     assert (again.totals, again.by_day, again.exceptions) == before
     consistent(again)
+
+
+def test_open_exceptions_lists_every_one_beyond_the_summary_and_follows_evidence(
+    make_import, huber, client, louis
+):
+    from reconciliation.services.revenue import EXCEPTION_LIST_LIMIT, open_exceptions
+
+    many = EXCEPTION_LIST_LIMIT + 10
+    imported = make_import(
+        *(order(f"X-{i}", "paid", 100, customer=f"c{i}", ref=f"RF-{i}") for i in range(many)),
+        order("OK-1", "paid", 100, customer="ok"),
+    )
+    assert imported.summary.exception_count == many
+    assert len(imported.summary.exceptions) == EXCEPTION_LIST_LIMIT
+    tag(huber, imported, "paid", "X-0", payment_ref="PAY-0")  # settles one
+    tag(huber, imported, "unresolved", "OK-1", note="查無金流")  # raises one
+    found = open_exceptions(reconciliation_import=imported)
+    assert len(found) == many - 1 + 1
+    assert "X-0" not in {e["order_id"] for e in found}
+    assert ("OK-1", "unresolved", "huber") in {
+        (e["order_id"], e["code"], e["owner"]) for e in found
+    }
+
+    client.force_login(louis)
+    html = client.get("/scorecard/").content.decode()
+    assert html.count('data-testid="exception-row"') == 50
+    csv_text = client.get("/scorecard/export.csv").content.decode("utf-8-sig")
+    exception_lines = [line.split(",") for line in csv_text.splitlines()]
+    assert (
+        sum(1 for cells in exception_lines if cells[1:2] and cells[1].startswith("X-")) == many - 1
+    )

@@ -111,8 +111,12 @@ class Scorecard:
 
     @property
     def exceptions(self) -> list[dict]:
+        """The first exceptions the summary keeps, with owner and label."""
         if not self.verified:
             return []
+        return self.describe_exceptions(self.summary.exceptions)
+
+    def describe_exceptions(self, entries: list[dict]) -> list[dict]:
         people = {
             Role.LOUIS.value: self.owner,
             Role.WADE.value: self.data_owner,
@@ -125,7 +129,7 @@ class Scorecard:
                 "owner_name": str(people.get(entry["owner"]) or entry["owner"]),
                 "label": str(labels.get(entry["code"], entry["code"])),
             }
-            for entry in self.summary.exceptions
+            for entry in entries
         ]
 
     @property

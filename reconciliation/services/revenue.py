@@ -599,6 +599,35 @@ def _apply_difference(base: dict, affected: pd.DataFrame) -> dict:
     }
 
 
+def open_exceptions(*, reconciliation_import: ReconciliationImport) -> list[dict]:
+    """Every open exception of the import, not only the first
+    EXCEPTION_LIST_LIMIT the summary keeps (for exports): the export's
+    exceptions evidence has not settled, plus those evidence raised."""
+    records = (
+        OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+        .exclude(exception_code="")
+        .values_list("id", "row_number", "order_id", "exception_code", "amount", "program_id")
+    )
+    tagged = _tagged_rows(reconciliation_import)
+    settled: set[int] = set()
+    entries = []
+    if not tagged.empty:
+        affected = _apply_tags(reconciliation_import, tagged)
+        cleared = (affected["exception_code"] != "") & (affected["export_exc"] == "")
+        settled = set(affected.loc[cleared, "id"].astype(int))
+        entries = [
+            _exception_entry(r.row_number, r.order_id, r.tag_exc, r.amount, r.program_id)
+            for r in affected[affected["tag_exc"] != ""].itertuples(index=False)
+        ]
+    entries += [
+        _exception_entry(row_number, order_id, code, amount, program_id)
+        for row_id, row_number, order_id, code, amount, program_id in records.iterator()
+        if row_id not in settled
+    ]
+    entries.sort(key=lambda e: (e["row_number"], e["code"]))
+    return entries
+
+
 def recompute_summary(*, reconciliation_import: ReconciliationImport) -> ImportSummary:
     """Bring the import's summary up to date with Huber's current tags. Call
     after every tagging action; cost grows with the number of tagged rows,

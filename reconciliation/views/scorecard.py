@@ -20,7 +20,7 @@ from reconciliation.models import Project, RevenueDecision
 from reconciliation.permissions import Action, can
 from reconciliation.selectors.claims import verified_claims
 from reconciliation.selectors.scorecard import Scorecard, default_project, scorecard
-from reconciliation.services.revenue import METRICS, record_revenue_decision
+from reconciliation.services.revenue import METRICS, open_exceptions, record_revenue_decision
 from reconciliation.views import charts
 from reconciliation.views.common import permission_required
 
@@ -176,7 +176,9 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
                     e["amount"],
                     e["program_id"],
                 ]
-                for e in card.exceptions
+                for e in card.describe_exceptions(
+                    open_exceptions(reconciliation_import=card.reconciliation_import)
+                )
             ],
         )
     )
