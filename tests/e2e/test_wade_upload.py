@@ -135,3 +135,16 @@ def test_phone_width_and_no_javascript(page_for, browser, live_server, wade, lou
         assert "result=" in page.url
     finally:
         context.close()
+
+
+def test_too_large_is_refused_before_sending(page_for, wade, louis, settings, tmp_path):
+    settings.MAX_UPLOAD_MB = 1
+    data_request = create_data_request(requested_by=louis)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"order_id\n" + b"1\n" * 700_000)
+    page = page_for(wade)
+    page.goto(f"/requests/{data_request.pk}/upload/")
+    page.get_by_label("訂單付款檔（CSV 或 XLSX）").set_input_files(str(big))
+    page.get_by_test_id("upload-submit").click()
+    expect(page.locator("[data-upload-progress-label]")).to_contain_text("檔案超過上限 1 MB")
+    assert Upload.objects.count() == 0
