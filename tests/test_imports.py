@@ -274,3 +274,74 @@ def test_rows_survive_the_bulk_insert_byte_for_byte(data_request, wade, monkeypa
     assert str(rows["B-odd"].amount) == "1.50"
     assert rows["B-3"].created_at.isoformat() == "2026-05-14T19:30:00+00:00"  # 03:30 Taipei, 5/15
     assert [rows[f"B-{i}"].row_number for i in range(4)] == [2, 3, 4, 5]
+
+
+# --- The automatic import: a real django-q2 worker ------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_accepted_upload_is_imported_by_the_worker_on_its_own(
+    louis, wade, api_as, tmp_path, monkeypatch
+):
+    """Wade's upload commits → queue_import (on commit) → a real `qcluster`
+    subprocess runs tasks.import_upload → the import exists; nobody called
+    the import API."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from django.conf import settings
+    from django_q.conf import Conf
+
+    from tests.test_qcluster import BASE_DIR, test_database_url
+
+    # This process enqueues under the worker's own cluster name, so a shared
+    # Redis (the PostgreSQL CI run) never hands the task to another run.
+    name = f"kolable-imp-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(Conf, "PREFIX", name)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.qcluster_settings",
+        "QCLUSTER_TEST_NAME": name,
+        "DATABASE_URL": test_database_url(),
+        "DATA_DIR": str(settings.DATA_DIR),
+        "QCLUSTER_WORKERS": "1",
+        "EMAIL_URL": "dummymail://",
+        "NOTIFY_WEBHOOK_URL": "",
+        "LINE_CHANNEL_TOKEN": "",
+    }
+    data_request = new_request(louis)
+    log_path = tmp_path / "qcluster.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            upload = upload_csv(api_as(wade), data_request, SAMPLE_ORDERS)
+            deadline = time.monotonic() + 60
+            while not ReconciliationImport.objects.filter(upload=upload).exists():
+                assert worker.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.3)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+            connection.close()
+    imported = ReconciliationImport.objects.get(upload=upload)
+    assert imported.created_by is None  # the worker, not a person
+    assert (imported.row_count, imported.paid_count, imported.duplicate_count) == (6, 3, 1)
+    assert OrderRow.objects.filter(reconciliation_import=imported).count() == 6
+    assert imported.summary.totals["paid_amount"] == 84000
