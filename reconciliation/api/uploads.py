@@ -144,7 +144,8 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
         404: ErrorOut,
         409: ErrorOut,
         413: ErrorOut,
-        422: UploadResultOut,
+        # schema_failed (the file's report), or a malformed call (no file, bad id).
+        422: UploadResultOut | ErrorOut,
     },
     summary="Upload an order/payment export (Wade, PLS)",
     openapi_extra=MULTIPART_BODY,
