@@ -183,3 +183,17 @@ def test_open_exceptions_lists_every_one_beyond_the_summary_and_follows_evidence
     assert (
         sum(1 for cells in exception_lines if cells[1:2] and cells[1].startswith("X-")) == many - 1
     )
+
+
+def test_the_page_says_when_evidence_changed_the_figure_after_approval(
+    make_import, huber, louis, client
+):
+    from reconciliation.services.revenue import record_revenue_decision
+
+    imported = make_import(order("A-1", "paid", 28000), order("A-2", "paid", 1000, customer="c2"))
+    record_revenue_decision(decided_by=louis, decision="approve", note="")
+    client.force_login(louis)
+    assert 'data-testid="decision-outdated"' not in client.get("/scorecard/").content.decode()
+    tag(huber, imported, "refunded", "A-1", refund_ref="RF-A-1")
+    html = client.get("/scorecard/").content.decode()
+    assert 'data-testid="decision-outdated"' in html and "NT$1,000" in html

@@ -133,6 +133,17 @@ class Scorecard:
         ]
 
     @property
+    def decision_outdated(self) -> bool:
+        """Louis approved an amount, and evidence has changed the verified
+        figure since: the page asks him to look again."""
+        decision = self.decision
+        if not self.verified or decision is None or decision.recognised_amount is None:
+            return False
+        return round(float(decision.recognised_amount), 2) != round(
+            float(self.summary.totals.get("paid_amount", 0)), 2
+        )
+
+    @property
     def exception_owners(self) -> list[tuple[str, int]]:
         """(person, number of open exceptions) — who has to act."""
         if not self.verified:
