@@ -258,23 +258,33 @@ def write_evidence(
     columns = ",".join(quote(c) for c in _EVIDENCE_COLUMNS)
     returning = f"{quote('id')}, {quote('order_row_id')}, {quote('tag')}"
     written: list[tuple[int, int, str]] = []  # (order_row_id, evidence_id, tag)
-    batch = max(_params_per_statement() // len(_EVIDENCE_COLUMNS), 1)
-    stamp = (profile_db, now_db)
     with connection.cursor() as wrapper:
         cursor, mark = _raw_cursor(wrapper)
-        for start in range(0, len(entries), batch):
-            chunk = entries[start : start + batch]
-            params = [value for entry in chunk for value in (*entry, *stamp)]
+        if connection.vendor == "postgresql":
+            # One statement whatever the count: the columns as arrays.
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {_values(_EVIDENCE_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
+                f"INSERT INTO {table} ({columns}) SELECT u.*, %s, %s FROM unnest("  # noqa: S608 - names are ours, values are parameters
+                "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u "
                 f"RETURNING {returning}",
-                params,
+                [profile_db, now_db, *(list(column) for column in zip(*entries, strict=True))],
             )
-            # RETURNING order is not guaranteed; each order appears once per
-            # action, so (order, evidence) pairs are unambiguous anyway.
-            written.extend(
-                (row_id, evidence_id, tag) for evidence_id, row_id, tag in cursor.fetchall()
-            )
+            chunks = [cursor.fetchall()]
+        else:
+            chunks = []
+            batch = max(_params_per_statement() // len(_EVIDENCE_COLUMNS), 1)
+            stamp = (profile_db, now_db)
+            for start in range(0, len(entries), batch):
+                chunk = entries[start : start + batch]
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES {_values(_EVIDENCE_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
+                    f"RETURNING {returning}",
+                    [value for entry in chunk for value in (*entry, *stamp)],
+                )
+                chunks.append(cursor.fetchall())
+        # RETURNING order is not guaranteed; each order appears once per
+        # action, so (order, evidence) pairs are unambiguous anyway.
+        for rows in chunks:
+            written.extend((row_id, evidence_id, tag) for evidence_id, row_id, tag in rows)
     written.sort()
     move_current_tags(reconciliation_import=reconciliation_import, written=written)
     return len(written)
@@ -296,9 +306,18 @@ def move_current_tags(
         f"{quote(c)} = excluded.{quote(c)}" for c in _TAG_COLUMNS if c != "order_row_id"
     )
     guard = f"{table}.{quote('evidence_id')} < excluded.{quote('evidence_id')}"
-    batch = max(_params_per_statement() // len(_TAG_COLUMNS), 1)
+    upsert = f"ON CONFLICT ({quote('order_row_id')}) DO UPDATE SET {updates} WHERE {guard}"
     with connection.cursor() as wrapper:
         cursor, mark = _raw_cursor(wrapper)
+        if connection.vendor == "postgresql":
+            row_ids, evidence_ids, tags = (list(c) for c in zip(*written, strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT u.r, %s, u.t, u.e, %s FROM unnest("  # noqa: S608 - names are ours, values are parameters
+                f"%s::bigint[], %s::text[], %s::bigint[]) AS u(r, t, e) {upsert}",
+                [import_db, now_db, row_ids, tags, evidence_ids],
+            )
+            return
+        batch = max(_params_per_statement() // len(_TAG_COLUMNS), 1)
         for start in range(0, len(written), batch):
             chunk = written[start : start + batch]
             params = []
@@ -306,9 +325,27 @@ def move_current_tags(
                 params.extend((row_id, import_db, tag, evidence_id, now_db))
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {_values(_TAG_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
-                f"ON CONFLICT ({quote('order_row_id')}) DO UPDATE SET {updates} WHERE {guard}",
+                f"{upsert}",
                 params,
             )
+
+
+PLANNER_REFRESH_ROWS = 5000
+
+
+def _refresh_planner_statistics(written: int) -> None:
+    """After a large action, let PostgreSQL's planner see the new OrderTag
+    rows at once rather than at autovacuum's next pass: with stale numbers it
+    picks plans for an empty table and the next queue pages and counts pay
+    for it. Runs after commit, outside the action's locks."""
+    if connection.vendor != "postgresql" or written < PLANNER_REFRESH_ROWS:
+        return
+
+    def analyze():
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(OrderTag._meta.db_table)}")
+
+    transaction.on_commit(analyze)
 
 
 def _recompute_revenue(reconciliation_import: ReconciliationImport) -> None:
@@ -434,6 +471,7 @@ def tag_orders(
             entries=[(row_id, tag, *refs.values()) for row_id in row_ids],
             profile=profile,
         )
+        _refresh_planner_statistics(count)
         audit = record_audit(
             verb=AuditEvent.Verb.EVIDENCE_TAGGED,
             actor=profile,
@@ -617,6 +655,7 @@ def import_tag_file(
         report.applied_rows = write_evidence(
             reconciliation_import=reconciliation_import, entries=entries, profile=profile
         )
+        _refresh_planner_statistics(report.applied_rows)
         report.applied = len(valid)
         counts: dict[str, int] = {}
         for index in valid:
