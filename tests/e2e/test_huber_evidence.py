@@ -49,7 +49,7 @@ def paid_total(reconciliation_import) -> str:
 
 
 def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
-    page_for, huber, project, shot, tmp_path
+    page_for, huber, louis, project, shot, tmp_path
 ):
     imported = import_from_frame(frame_from_rows(training_orders()), project=project)
     assert paid_total(imported) == ntd(12 * 28000 + 3 * 980)
@@ -144,3 +144,11 @@ def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
     phone.goto("/evidence/import/")
     expect(phone.get_by_test_id("tag-file-form")).to_be_visible()
     shot(phone, "evidence-import-phone")
+
+    # Louis reads the same queue: tags and references, no tagging controls.
+    reader = page_for(louis, width=390, height=844)
+    reader.goto("/evidence/?tag=all")
+    expect(reader.locator('tr[data-order-id="KOL-0512-002"]')).to_contain_text("金流查無這筆")
+    expect(reader.get_by_test_id("bulk-form")).to_have_count(0)
+    expect(reader.locator("form[data-inline-tag]")).to_have_count(0)
+    shot(reader, "evidence-louis-phone")
