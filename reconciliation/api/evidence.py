@@ -117,6 +117,7 @@ class TaggedOut(Schema):
     tagged: int
     tag: str
     import_id: UUID
+    program_id: str | None = Field(description="the programme `counts` are for; null = all")
     audit_event_id: int | None
     counts: CountsOut
     revenue: dict | None = Field(description="the import's recomputed totals")
@@ -227,6 +228,7 @@ def post_evidence(request, payload: EvidenceIn):
         "tagged": result.tagged,
         "tag": result.tag,
         "import_id": reconciliation_import.pk,
+        "program_id": program_id,
         "audit_event_id": result.audit_event.pk if result.audit_event else None,
         "counts": queue.tag_counts(reconciliation_import, program_id).as_dict(),
         "revenue": _revenue(summary),

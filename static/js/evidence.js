@@ -123,7 +123,9 @@
       return response.json().catch(function () { return null; }).then(function (body) {
         if (response.status !== 201) throw body;
         showTag(row, select, ref);
-        updateCounts(body.counts);
+        // The answer counts the training programme; update the cards only
+        // when they show the same programme.
+        if ((body.program_id || "*") === table.getAttribute("data-program")) updateCounts(body.counts);
         message.className = "small ev-inline-msg ok";
         message.textContent = table.getAttribute("data-saved");
         row.classList.add("ev-done");
