@@ -222,6 +222,8 @@ else:
     Q_CLUSTER["poll"] = env.float("QCLUSTER_POLL", default=1.0)
 
 HEARTBEAT_MAX_AGE_SECONDS = env.int("HEARTBEAT_MAX_AGE_SECONDS", default=180)
+# An accepted upload with no import after this long is imported by the sweep.
+IMPORT_STALL_MINUTES = env.int("IMPORT_STALL_MINUTES", default=5)
 
 # --- Outside channels and claims ---------------------------------------------
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")

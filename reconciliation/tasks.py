@@ -15,6 +15,13 @@ def import_upload(upload_id: str):
     return str(result.pk) if result is not None else None
 
 
+def import_stalled_uploads():
+    """Every minute (`setup_schedules`): import accepted uploads left without one."""
+    from reconciliation.services.imports import import_stalled_uploads as sweep
+
+    return sweep()
+
+
 def heartbeat():
     """Run every minute by the `heartbeat` schedule; /healthz reads its last success."""
     from django.utils import timezone

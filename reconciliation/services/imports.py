@@ -17,14 +17,17 @@ ReconciliationImport and its ImportSummary.
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from reconciliation.errors import Conflict, DomainError, NotFound
 from reconciliation.models import (
@@ -577,12 +580,45 @@ def _empty_frame() -> pd.DataFrame:
 
 def queue_import(*, upload_id) -> None:
     """Start the import of an accepted upload in the django-q2 worker. Called
-    from `transaction.on_commit`, so the worker sees the accepted upload."""
+    from `transaction.on_commit`, so the worker sees the accepted upload.
+
+    A broker that is down must not turn Wade's accepted upload into an error
+    page (the upload is already committed): the failure is logged and
+    `import_stalled_uploads` picks the upload up once a worker runs again."""
     from django_q.tasks import async_task
 
-    async_task(
-        "reconciliation.tasks.import_upload", str(upload_id), task_name=f"import-{upload_id}"
+    try:
+        async_task(
+            "reconciliation.tasks.import_upload", str(upload_id), task_name=f"import-{upload_id}"
+        )
+    except Exception:  # noqa: BLE001 - any broker failure; the sweep retries
+        logger.exception("queue_import: could not queue the import of %s; the sweep will", upload_id)
+
+
+def import_stalled_uploads(*, now=None) -> list[str]:
+    """Import accepted uploads that have had no import for a while (the
+    `kolable-import-stalled` schedule). Covers a task that was never queued
+    (broker down) or was lost with its worker (SIGKILL; the Redis broker does
+    not redeliver). `import_upload` is idempotent, so a late original task
+    and this sweep still make one import."""
+    now = now or timezone.now()
+    stalled = (
+        Upload.objects.filter(
+            schema_status=Upload.SchemaStatus.ACCEPTED,
+            reconciliation_import__isnull=True,
+            created_at__lt=now - timedelta(minutes=settings.IMPORT_STALL_MINUTES),
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:5]
     )
+    done = []
+    for upload_id in list(stalled):
+        try:
+            if import_upload(upload_id=upload_id) is not None:
+                done.append(str(upload_id))
+        except DomainError:
+            logger.exception("import_stalled_uploads: %s cannot be imported", upload_id)
+    return done
 
 
 def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:

@@ -20,6 +20,8 @@ SCHEDULES = (
     # name, task, every N minutes
     ("kolable-escalation-sweep", "reconciliation.tasks.escalate_overdue_requests", 1),
     ("kolable-deliver-notifications", "reconciliation.tasks.deliver_notifications", 1),
+    # Accepted uploads whose import task was lost (broker down, worker killed).
+    ("kolable-import-stalled", "reconciliation.tasks.import_stalled_uploads", 1),
     # /healthz reads when this last succeeded to tell whether a worker is alive.
     ("heartbeat", "reconciliation.tasks.heartbeat", 1),
 )
