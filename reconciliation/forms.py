@@ -52,3 +52,12 @@ class DataRequestForm(forms.Form):
 
 class CloseRequestForm(forms.Form):
     note = forms.CharField(label=_("結案備註"), required=False, max_length=1000)
+
+
+class ExtendDueForm(forms.Form):
+    due_at = forms.DateTimeField(
+        label=_("新的到期時間"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
+    note = forms.CharField(label=_("延期備註"), required=False, max_length=1000)

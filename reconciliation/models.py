@@ -154,7 +154,7 @@ class DataRequest(models.Model):
             models.Index(fields=["status", "due_at"], name="req_escalation_sweep_idx"),
         ]
         permissions = [
-            ("close_datarequest", "Can close a data request"),
+            ("close_datarequest", "Can close a data request or extend its due time"),
             ("upload_export", "Can upload an order/payment export"),
             ("run_import", "Can run a reconciliation import"),
             ("tag_evidence", "Can tag order evidence"),
@@ -512,6 +512,7 @@ class AuditEvent(models.Model):
     class Verb(models.TextChoices):
         REQUEST_CREATED = "request.created", _("建立資料請求")
         REQUEST_CLOSED = "request.closed", _("結案")
+        REQUEST_EXTENDED = "request.extended", _("延長期限")
         REQUEST_ESCALATED = "request.escalated", _("逾期升級")
         REQUEST_REMINDED = "request.reminded", _("逾期提醒")
         UPLOAD_RECEIVED = "upload.received", _("收到檔案")

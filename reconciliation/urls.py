@@ -11,6 +11,7 @@ urlpatterns = [
     path("requests/new/", requests.request_create, name="request-create"),
     path("requests/<uuid:pk>/", requests.request_view, name="request-detail"),
     path("requests/<uuid:pk>/close/", requests.request_close, name="request-close"),
+    path("requests/<uuid:pk>/extend/", requests.request_extend, name="request-extend"),
     path("template.<str:fmt>", requests.template_download, name="template-download"),
     path("inbox/", inbox.inbox, name="inbox"),
     path("inbox/read/", inbox.inbox_mark_read, name="inbox-read-all"),

@@ -9,7 +9,7 @@ from reconciliation import selectors
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.models import DataRequest, Project
 from reconciliation.permissions import Action
-from reconciliation.services.requests import close_data_request, create_data_request
+from reconciliation.services.requests import close_data_request, create_data_request, extend_due
 
 router = Router(tags=["data requests"])
 
@@ -97,6 +97,11 @@ class DataRequestIn(Schema):
 
 
 class CloseIn(Schema):
+    note: str = ""
+
+
+class ExtendIn(Schema):
+    due_at: datetime
     note: str = ""
 
 
@@ -188,4 +193,23 @@ def close_request(request, request_id: UUID, payload: CloseIn):
     require(request, Action.CLOSE_REQUEST)
     data_request = get_object_or_404(DataRequest, pk=request_id)
     close_data_request(data_request=data_request, closed_by=request.auth, note=payload.note)
+    return request_out(selectors.request_detail(request_id))
+
+
+@router.post(
+    "/data-requests/{request_id}/extend",
+    response={200: DataRequestOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Extend the due time (Louis's answer to a blocker card)",
+)
+def extend_request(request, request_id: UUID, payload: ExtendIn):
+    """An escalated request goes back to open with the new due time; Wade is
+    told. 409 once the request is accepted or closed."""
+    require(request, Action.CLOSE_REQUEST)
+    data_request = get_object_or_404(DataRequest, pk=request_id)
+    extend_due(
+        data_request=data_request,
+        extended_by=request.auth,
+        due_at=payload.due_at,
+        note=payload.note,
+    )
     return request_out(selectors.request_detail(request_id))

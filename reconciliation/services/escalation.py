@@ -280,7 +280,9 @@ def _queue_blocker_card(data_request: DataRequest, *, louis: Profile, wade: Prof
         body=body,
         data_request=data_request,
         payload=payload,
-        dedupe_key=f"escalated:{data_request.pk}:blocker",
+        # One card per missed due time: a due time Louis extended and that
+        # passes again is a new blocker.
+        dedupe_key=f"escalated:{data_request.pk}:{int(data_request.due_at.timestamp())}:blocker",
     )
 
 

@@ -150,3 +150,30 @@ def sync_request_created(data_request: DataRequest) -> list[Notification]:
             dedupe_key=f"created:{data_request.pk}:verifier",
         )
     return written
+
+
+def sync_due_extended(
+    data_request: DataRequest, *, extended_by: Profile, note: str = ""
+) -> list[Notification]:
+    """Tell the data owner the new due time (the schema is unchanged)."""
+    wade = data_request.data_owner_profile
+    due = taipei(data_request.due_at)
+    links = request_links(data_request)
+    return queue_message(
+        recipient=wade,
+        kind=Notification.Kind.REQUEST_CREATED,
+        subject=f"[P0] 交檔期限延到 {due}：{data_request.project.name} 訂單付款檔",
+        body=(
+            f"{wade}：{extended_by} 已把 {period_label(data_request)} 訂單付款 CSV/XLSX 的期限延到 "
+            f"{due}（台北時間），欄位不變：{schema_columns_text()}。"
+            + (f"\n備註：{note}" if note else "")
+            + f"\n範本：{links['template_url']}\n上傳：{links['request_url']}"
+        ),
+        data_request=data_request,
+        payload={
+            "data_request_id": str(data_request.pk),
+            "due_at": timezone.localtime(data_request.due_at).isoformat(),
+            **links,
+        },
+        dedupe_key=f"extended:{data_request.pk}:{int(data_request.due_at.timestamp())}",
+    )

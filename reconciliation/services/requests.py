@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from reconciliation import schema
@@ -11,7 +12,7 @@ from reconciliation.errors import Conflict, InvalidInput
 from reconciliation.models import DEFAULT_DATASET, AuditEvent, DataRequest, Profile, Project
 from reconciliation.permissions import Action, can
 from reconciliation.services.audit import record_audit
-from reconciliation.services.notify import sync_request_created, taipei
+from reconciliation.services.notify import sync_due_extended, sync_request_created, taipei
 from reconciliation.services.profiles import profile_for
 
 DEFAULT_PERIOD = (date(2026, 5, 12), date(2026, 5, 21))
@@ -129,4 +130,47 @@ def close_data_request(*, data_request: DataRequest, closed_by, note: str = "") 
             note=note,
         )
     data_request.refresh_from_db()
+    return data_request
+
+
+def extend_due(
+    *, data_request: DataRequest, extended_by, due_at: datetime, note: str = ""
+) -> DataRequest:
+    """Louis's other answer to a blocker card: a new due time. An escalated
+    request goes back to open (the escalation stays in the history); Wade is
+    told the new time."""
+    now = timezone.now()
+    if timezone.is_naive(due_at):
+        due_at = timezone.make_aware(due_at)
+    if due_at <= now:
+        raise InvalidInput("due_in_past", f"新的到期時間 {taipei(due_at)} 已經過去。")
+    actor = profile_for(extended_by)
+    with transaction.atomic():
+        previous = (
+            DataRequest.objects.filter(pk=data_request.pk).values_list("due_at", flat=True).first()
+        )
+        changed = DataRequest.objects.filter(
+            pk=data_request.pk, status__in=DataRequest.AWAITING_FILE
+        ).update(
+            due_at=due_at,
+            status=Case(
+                When(status=DataRequest.Status.ESCALATED, then=Value(DataRequest.Status.OPEN)),
+                default=F("status"),
+            ),
+            updated_at=now,
+        )
+        if not changed:
+            raise Conflict("not_awaiting_file", "這個請求已驗收或結案，不需要延期。")
+        data_request.refresh_from_db()
+        record_audit(
+            verb=AuditEvent.Verb.REQUEST_EXTENDED,
+            actor=actor,
+            data_request=data_request,
+            message=f"{actor} 把交檔期限從 {taipei(previous)} 延到 {taipei(due_at)}。"
+            + (f" 備註：{note}" if note else ""),
+            previous_due_at=previous.isoformat() if previous else None,
+            due_at=due_at.isoformat(),
+            note=note,
+        )
+        sync_due_extended(data_request, extended_by=actor, note=note)
     return data_request

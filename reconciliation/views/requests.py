@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.forms import CloseRequestForm, DataRequestForm
+from reconciliation.forms import CloseRequestForm, DataRequestForm, ExtendDueForm
 from reconciliation.models import AuditEvent, DataRequest
 from reconciliation.permissions import Action
 from reconciliation.selectors import board_requests, request_detail
@@ -17,6 +17,7 @@ from reconciliation.services.requests import (
     close_data_request,
     create_data_request,
     default_project,
+    extend_due,
 )
 from reconciliation.services.template_files import template_csv, template_xlsx
 from reconciliation.views.common import permission_required
@@ -91,6 +92,9 @@ def request_view(request, pk):
             "uploads": data_request.uploads.all(),
             "imports": data_request.imports.all(),
             "close_form": CloseRequestForm(),
+            "extend_form": ExtendDueForm(
+                initial={"due_at": timezone.localtime() + timedelta(hours=24)}
+            ),
             "now": timezone.now(),
         },
     )
@@ -108,6 +112,28 @@ def request_close(request, pk):
         messages.error(request, exc.detail)
     else:
         messages.success(request, _("已結案。"))
+    return redirect("request-detail", pk=pk)
+
+
+@require_POST
+@permission_required(Action.CLOSE_REQUEST)
+def request_extend(request, pk):
+    data_request = get_object_or_404(DataRequest, pk=pk)
+    form = ExtendDueForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("請填寫新的到期時間。"))
+        return redirect("request-detail", pk=pk)
+    try:
+        extend_due(
+            data_request=data_request,
+            extended_by=request.user,
+            due_at=form.cleaned_data["due_at"],
+            note=form.cleaned_data["note"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("已延長期限並通知資料負責人。"))
     return redirect("request-detail", pk=pk)
 
 

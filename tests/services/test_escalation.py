@@ -93,7 +93,8 @@ def test_blocker_card_says_what_since_when_who_and_the_decision(louis, wade):
     assert card.payload["overdue_by_seconds"] == 2.5 * 3600
     # Louis has an address: the card also goes out by e-mail, queued.
     email = Notification.objects.get(
-        dedupe_key=f"escalated:{request.pk}:blocker:email", channel=Notification.Channel.EMAIL
+        dedupe_key=f"escalated:{request.pk}:{int(request.due_at.timestamp())}:blocker:email",
+        channel=Notification.Channel.EMAIL,
     )
     assert email.status == Notification.Status.QUEUED
 
