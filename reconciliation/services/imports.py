@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, DomainError, NotFound
 from reconciliation.models import (
@@ -500,11 +501,18 @@ def _record_import(reconciliation_import, data_request, creator, base) -> None:
         verb=AuditEvent.Verb.IMPORT_DONE,
         actor=creator,
         data_request=data_request,
-        message=(
-            f"對帳匯入完成（{status_label}）：{reconciliation_import.row_count} 列，"
-            f"已付款 {reconciliation_import.paid_count}、待付款 {reconciliation_import.pending_count}、"
-            f"已退款 {reconciliation_import.refunded_count}、重複 {reconciliation_import.duplicate_count}。"
-        ),
+        message=_(
+            "對帳匯入完成（%(status)s）：%(rows)s 列，已付款 %(paid)s、待付款 %(pending)s、"
+            "已退款 %(refunded)s、重複 %(duplicates)s。"
+        )
+        % {
+            "status": status_label,
+            "rows": f"{reconciliation_import.row_count:,}",
+            "paid": f"{reconciliation_import.paid_count:,}",
+            "pending": f"{reconciliation_import.pending_count:,}",
+            "refunded": f"{reconciliation_import.refunded_count:,}",
+            "duplicates": f"{reconciliation_import.duplicate_count:,}",
+        },
         import_id=str(reconciliation_import.pk),
         upload_id=str(reconciliation_import.upload_id),
         status=reconciliation_import.status,
@@ -518,12 +526,19 @@ def _record_import(reconciliation_import, data_request, creator, base) -> None:
     queue_message(
         recipient=louis,
         kind=Notification.Kind.INFO,
-        subject=f"{data_request.project.name} 對帳完成，等你決定是否認列",
+        subject=_("%(project)s 對帳完成，等你決定是否認列")
+        % {"project": data_request.project.name},
         body=(
-            f"{louis}：{data_request.project.name} 的訂單付款檔已完成對帳，"
-            f"已驗證實收 NT${totals['paid_amount']:,.0f}（{totals['paid_orders']} 筆）"
-            + (f"，另有 {held} 筆因例外保留、不認列" if held else "")
-            + f"。請在成績單上決定認列或暫停。\n{reconciliation_import.scorecard_ref}"
+            _("%(louis)s：%(project)s 的訂單付款檔已完成對帳，已驗證實收 NT$%(amount)s（%(n)s 筆）")
+            % {
+                "louis": louis,
+                "project": data_request.project.name,
+                "amount": f"{totals['paid_amount']:,.0f}",
+                "n": f"{totals['paid_orders']:,}",
+            }
+            + (_("，另有 %(n)s 筆因例外保留、不認列") % {"n": f"{held:,}"} if held else "")
+            + _("。請在成績單上決定認列或暫停。")
+            + f"\n{reconciliation_import.scorecard_ref}"
         ),
         data_request=data_request,
         payload={
@@ -557,7 +572,7 @@ def _record_failed(*, upload: Upload, actor, reason: str) -> ReconciliationImpor
                 verb=AuditEvent.Verb.IMPORT_DONE,
                 actor=creator,
                 data_request=upload.data_request,
-                message=f"對帳匯入失敗：{reason}",
+                message=_("對帳匯入失敗：%(reason)s") % {"reason": reason},
                 import_id=str(reconciliation_import.pk),
                 upload_id=str(upload.pk),
                 status=reconciliation_import.status,
@@ -592,7 +607,9 @@ def queue_import(*, upload_id) -> None:
             "reconciliation.tasks.import_upload", str(upload_id), task_name=f"import-{upload_id}"
         )
     except Exception:  # noqa: BLE001 - any broker failure; the sweep retries
-        logger.exception("queue_import: could not queue the import of %s; the sweep will", upload_id)
+        logger.exception(
+            "queue_import: could not queue the import of %s; the sweep will", upload_id
+        )
 
 
 def import_stalled_uploads(*, now=None) -> list[str]:
@@ -634,7 +651,8 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:
     if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
         raise Conflict(
             "upload_not_accepted",
-            f"檔案 {upload.original_name} 尚未通過欄位驗證（{upload.get_schema_status_display()}），不能對帳。",
+            _("檔案 %(name)s 尚未通過欄位驗證（%(status)s），不能對帳。")
+            % {"name": upload.original_name, "status": upload.get_schema_status_display()},
         )
     from reconciliation.services.uploads import load_accepted_frame
 
@@ -652,7 +670,7 @@ def import_for_request(*, data_request_id, actor) -> ReconciliationImport:
     """The API's import: the request's newest accepted upload, imported once."""
     data_request = DataRequest.objects.filter(pk=data_request_id).first()
     if data_request is None:
-        raise NotFound("not_found", "找不到這個資料請求。")
+        raise NotFound("not_found", _("找不到這個資料請求。"))
     upload = (
         data_request.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED)
         .order_by("-created_at")
@@ -660,17 +678,22 @@ def import_for_request(*, data_request_id, actor) -> ReconciliationImport:
     )
     if upload is None:
         latest = data_request.uploads.order_by("-created_at").first()
-        reason = (
-            "這個資料請求還沒有任何上傳檔案。"
-            if latest is None
-            else f"最新的檔案 {latest.original_name} 欄位不符"
-            + (f"（缺少 {'、'.join(latest.missing_fields)}）" if latest.missing_fields else "")
-            + "，沒有通過驗證的檔案。"
-        )
+        if latest is None:
+            reason = _("這個資料請求還沒有任何上傳檔案。")
+        elif latest.missing_fields:
+            reason = _("最新的檔案 %(name)s 欄位不符（缺少 %(fields)s），沒有通過驗證的檔案。") % {
+                "name": latest.original_name,
+                "fields": "、".join(latest.missing_fields),
+            }
+        else:
+            reason = _("最新的檔案 %(name)s 沒有通過驗證（%(status)s）。") % {
+                "name": latest.original_name,
+                "status": latest.get_schema_status_display(),
+            }
         raise Conflict(
             "no_accepted_upload",
             {
-                "message": f"沒有已驗收的上傳檔案，不能對帳：{reason}",
+                "message": _("沒有已驗收的上傳檔案，不能對帳：%(reason)s") % {"reason": reason},
                 "data_request_id": str(data_request.pk),
                 "request_status": data_request.status,
             },

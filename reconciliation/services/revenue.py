@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from reconciliation.errors import Conflict, Forbidden, InvalidInput
@@ -697,9 +698,9 @@ def record_revenue_decision(
     rows only: the decision freezes the recognised amount and the number of
     rows held back."""
     if not can(decided_by, Action.DECIDE_REVENUE):
-        raise Forbidden("forbidden", "只有 Louis 能決定營收認列。")
+        raise Forbidden("forbidden", gettext("只有 Louis 能決定營收認列。"))
     if decision not in RevenueDecision.Decision.values:
-        raise InvalidInput("invalid_decision", "decision 必須是 approve 或 pause。")
+        raise InvalidInput("invalid_decision", gettext("decision 必須是 approve 或 pause。"))
     note = (note or "").strip()
     if project is None:
         from reconciliation.services.requests import default_project
@@ -711,7 +712,7 @@ def record_revenue_decision(
         if reconciliation_import is None:
             raise Conflict(
                 "nothing_verified",
-                "尚無已驗收的對帳匯入：營收仍未驗證，沒有可以認列或暫停的數字。",
+                gettext("尚無已驗收的對帳匯入：營收仍未驗證，沒有可以認列或暫停的數字。"),
             )
         summary = recompute_summary(reconciliation_import=reconciliation_import)
         approve = decision == RevenueDecision.Decision.APPROVE
@@ -730,12 +731,19 @@ def record_revenue_decision(
             actor=actor,
             data_request=reconciliation_import.data_request,
             message=(
-                f"{actor} 認列已驗證實收 NT${paid_amount:,.0f}"
-                + (f"，保留 {held_rows} 筆待釐清訂單" if held_rows else "")
+                (
+                    gettext("%(actor)s 認列已驗證實收 NT$%(amount)s")
+                    % {"actor": actor, "amount": f"{paid_amount:,.0f}"}
+                    + (
+                        gettext("，保留 %(n)s 筆待釐清訂單") % {"n": f"{held_rows:,}"}
+                        if held_rows
+                        else ""
+                    )
+                )
                 if approve
-                else f"{actor} 暫停認列營收"
+                else gettext("%(actor)s 暫停認列營收") % {"actor": actor}
             )
-            + (f"。備註：{note}" if note else "。"),
+            + (gettext("。備註：%(note)s") % {"note": note} if note else "。"),
             decision=decision,
             import_id=str(reconciliation_import.pk),
             recognised_amount=str(paid_amount) if approve else None,
