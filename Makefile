@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 WEB_CONCURRENCY ?= 2
 BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: run test lint bench serve migrate browser clean messages
+.PHONY: run test lint bench serve loadtest migrate browser clean messages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,12 @@ serve: $(STAMP)
 	    --timeout 900 --graceful-timeout 30 --max-requests 2000 --max-requests-jitter 200 \
 	    --access-logfile - & \
 	  wait
+
+# Load and fault scenarios (loopback only, bounded, stops by itself): starts
+# the production shape on PostgreSQL + Redis itself so it can kill parts of it.
+# Needs root for the PostgreSQL/Redis restarts. See loadtest/run.py --help.
+loadtest: $(STAMP)
+	$(BIN)/python loadtest/run.py $(LOADTEST_ARGS)
 
 # Debian's Chromium for the browser tests (never `playwright install`).
 browser:
