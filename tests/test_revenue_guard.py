@@ -222,3 +222,17 @@ def test_exports_are_formula_safe_and_refused_before_verification(
     texts = [c.value for c in cells if isinstance(c.value, str)]
     assert "'=HYPERLINK(1)" in texts
     assert not any(c.data_type == "f" for c in cells)
+
+
+def test_scorecard_ref_shows_its_own_import(client, louis, wade, data_request):
+    first = imported(data_request, wade)
+    other = new_request(louis, requested_dataset="2026-05-22..2026-05-31 export")
+    second = imported(other, wade, order("N-1", "paid", 990))
+    assert first.scorecard_ref.endswith(f"/scorecard/?import={first.pk}")
+    html = page(client, louis)  # the latest verified import
+    assert 'data-testid="count-rows">1<' in html and 'data-testid="total-paid">NT$990<' in html
+    html = page(client, louis, f"/scorecard/?import={first.pk}")
+    assert 'data-testid="count-rows">4<' in html and 'data-testid="total-paid">NT$56,000<' in html
+    assert second.pk != first.pk
+    # Unknown or malformed ids fall back to the latest import.
+    assert 'data-testid="count-rows">1<' in page(client, louis, "/scorecard/?import=nope")
