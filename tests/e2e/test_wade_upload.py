@@ -114,7 +114,9 @@ def test_phone_width_and_no_javascript(page_for, browser, live_server, wade, lou
 
     client = Client()
     client.force_login(wade)
-    context = browser.new_context(java_script_enabled=False, base_url=live_server.url)
+    context = browser.new_context(
+        java_script_enabled=False, base_url=live_server.url, locale="zh-TW"
+    )
     try:
         context.add_cookies(
             [
