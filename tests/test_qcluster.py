@@ -54,7 +54,12 @@ def test_setup_schedules_is_idempotent(db):
     assert sweep.next_run is not None and sweep.cluster is None
     delivery = Schedule.objects.get(name="kolable-deliver-notifications")
     assert delivery.func == "reconciliation.tasks.deliver_notifications"
-    assert set(first) == {"kolable-escalation-sweep", "kolable-deliver-notifications", "heartbeat"}
+    assert set(first) == {
+        "kolable-escalation-sweep",
+        "kolable-deliver-notifications",
+        "kolable-import-stalled",
+        "heartbeat",
+    }
     # The cluster settings the schedules rely on.
     assert settings.Q_CLUSTER["catch_up"] is False
     assert settings.Q_CLUSTER["retry"] > settings.Q_CLUSTER["timeout"]
