@@ -2,6 +2,7 @@
 module; this one wires authentication, the error shape and the routers."""
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
@@ -53,7 +54,7 @@ def on_validation_error(request, exc: ValidationError):
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request, exc: AuthenticationError):
     return error_response(
-        request, 401, "unauthorized", "請登入，或帶上 Authorization: Token <key>。"
+        request, 401, "unauthorized", _("請登入，或帶上 Authorization: Token <key>。")
     )
 
 
@@ -72,7 +73,7 @@ def on_http_error(request, exc: HttpError):
 
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
-    return error_response(request, 404, "not_found", "找不到這筆資料。")
+    return error_response(request, 404, "not_found", _("找不到這筆資料。"))
 
 
 from reconciliation.api import requests as _requests  # noqa: E402

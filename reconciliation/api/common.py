@@ -1,3 +1,4 @@
+from django.utils.translation import gettext as _
 from ninja import Schema
 
 from reconciliation.errors import Forbidden
@@ -12,4 +13,4 @@ class ErrorOut(Schema):
 def require(request, action: Action) -> None:
     """403 unless the caller (token or session) may do `action`."""
     if not can(request.auth, action):
-        raise Forbidden("forbidden", f"你的角色不能執行 {action.value}。")
+        raise Forbidden("forbidden", _("你的角色不能執行 %(action)s。") % {"action": action.value})

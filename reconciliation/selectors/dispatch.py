@@ -19,6 +19,7 @@ an explicit blocker.
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from reconciliation.models import (
     ArtifactClaim,
@@ -118,7 +119,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
         return NextJob(
             JobType.REPO_CHANGE,
             Rule.HAS_REPO,
-            "已有驗證過的 Kolable repo/API：派 repo_change 實作 import endpoint。",
+            _("已有驗證過的 Kolable repo/API：派 repo_change 實作 import endpoint。"),
             {
                 "kind": "target_repo",
                 "target_repo_url": repository.url,
@@ -151,14 +152,14 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 return NextJob(
                     JobType.RECONCILIATION_IMPORT,
                     Rule.HAS_DATA,
-                    "已有通過驗證的檔案但尚未對帳：跑 reconciliation import。",
+                    _("已有通過驗證的檔案但尚未對帳：跑 reconciliation import。"),
                     _upload_evidence(accepted),
                     active,
                 )
             return NextJob(
                 JobType.NONE,
                 Rule.HAS_DATA,
-                "已完成對帳，等 Louis 決定營收認列；不需要再派工作。",
+                _("已完成對帳，等 Louis 決定營收認列；不需要再派工作。"),
                 {
                     **_upload_evidence(accepted),
                     "import_id": str(imported.pk),
@@ -173,7 +174,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
             return NextJob(
                 JobType.PEOPLE_SYNC,
                 Rule.SCHEMA_ERRORS,
-                "檔案欄位不符：回傳 row/schema error 與缺少欄位給 Wade，不得猜欄位或補假資料。",
+                _("檔案欄位不符：回傳 row/schema error 與缺少欄位給 Wade，不得猜欄位或補假資料。"),
                 {
                     **_blocker(active, now),
                     "upload": _upload_evidence(latest_upload),
@@ -186,9 +187,11 @@ def next_job(project: Project, *, now=None) -> NextJob:
             JobType.PEOPLE_SYNC,
             Rule.NO_FILE,
             (
-                "資料請求已逾期：提醒 Wade 交檔，送 Louis blocker card（暫停認列或延期）。"
+                _("資料請求已逾期：提醒 Wade 交檔，送 Louis blocker card（暫停認列或延期）。")
                 if escalated
-                else "資料請求進行中、尚無新檔：提醒 Wade 於期限前交檔，不得再產 generic strategy pack。"
+                else _(
+                    "資料請求進行中、尚無新檔：提醒 Wade 於期限前交檔，不得再產 generic strategy pack。"
+                )
             ),
             {**_blocker(active, now), "people_sync": _people_sync(active, escalated=escalated)},
             active,
@@ -198,7 +201,9 @@ def next_job(project: Project, *, now=None) -> NextJob:
         return NextJob(
             JobType.DATA_REQUEST,
             Rule.NO_FILE,
-            "已有上一輪對帳成果但沒有新資料：建立 Wade P0 data request（24h），通知 Louis；不得再產 generic strategy pack。",
+            _(
+                "已有上一輪對帳成果但沒有新資料：建立 Wade P0 data request（24h），通知 Louis；不得再產 generic strategy pack。"
+            ),
             {
                 "kind": "blocker",
                 "blocker": "no order/payment export and no open data request",
@@ -210,7 +215,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
     return NextJob(
         JobType.PROJECT_RUNNER,
         Rule.NO_PACK,
-        "尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。",
+        _("尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。"),
         {"kind": "blocker", "blocker": "no reconciliation pack recorded for this project"},
     )
 
