@@ -9,20 +9,9 @@ import pandas as pd
 from reconciliation.models import Upload
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.requests import create_data_request
+from reconciliation.services.uploads import CONTRACT_COLUMNS
 
-COLUMNS = [
-    "row_number",
-    "order_id",
-    "created_at",
-    "customer_key",
-    "program_id",
-    "amount",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-]
+COLUMNS = list(CONTRACT_COLUMNS)
 
 
 def key(name: str) -> str:

@@ -52,6 +52,7 @@ from reconciliation.services.columns import (
 )
 from reconciliation.services.notify import absolute, queue_message
 from reconciliation.services.profiles import profile_for
+from reconciliation.services.uploads import CONTRACT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -70,22 +71,7 @@ IMPORT_COUNT_FIELDS = (
     "duplicate_count",
 )
 
-ROW_COLUMNS = (
-    "row_number",
-    "order_id",
-    "created_at",
-    "customer_key",
-    "program_id",
-    "amount",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-    "classification",
-    "rebuy_of",
-    "exception_code",
-)
+ROW_COLUMNS = (*CONTRACT_COLUMNS, "classification", "rebuy_of", "exception_code")
 
 
 @dataclass
@@ -608,7 +594,7 @@ def _record_failed(*, upload: Upload, actor, reason: str) -> ReconciliationImpor
 
 
 def _empty_frame() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in ROW_COLUMNS[:11]})
+    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in CONTRACT_COLUMNS})
     frame["row_number"] = frame["row_number"].astype(np.int64)
     frame["amount"] = frame["amount"].astype(np.float64)
     frame["created_at"] = pd.Series([], dtype="datetime64[ns, UTC]")

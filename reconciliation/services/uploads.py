@@ -39,6 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reconciliation import schema
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
 from reconciliation.services.audit import record_audit
@@ -54,19 +55,9 @@ ROW_ERRORS_KEPT = 200  # on the Upload row; the report has them all
 # validate in seconds).
 STALE_PENDING = timedelta(minutes=10)
 CHUNK = 1 << 20
-CONTRACT_COLUMNS = (
-    "row_number",
-    "order_id",
-    "created_at",
-    "customer_key",
-    "program_id",
-    "amount",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-)
+# The frame `load_accepted_frame` hands the import: the Excel row number, then
+# the schema's ten columns.
+CONTRACT_COLUMNS = ("row_number", *schema.COLUMN_NAMES)
 
 
 @dataclass
