@@ -172,7 +172,8 @@ def page_for(browser, live_server, settings):
                 [{"name": "sessionid", "value": cookie.value, "url": live_server.url}]
             )
         page = context.new_page()
-        page.set_default_timeout(15000)
+        # Generous: a loaded 2-core CI machine renders the big pages slowly.
+        page.set_default_timeout(30000)
         return page
 
     yield make
