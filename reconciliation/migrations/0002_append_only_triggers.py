@@ -50,7 +50,7 @@ def install(apps, schema_editor):
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END"
             )
     else:
-        raise NotImplementedError(
+        raise RuntimeError(
             f"append-only triggers are written for PostgreSQL and SQLite, not {connection.vendor}"
         )
 
