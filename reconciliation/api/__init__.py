@@ -12,7 +12,7 @@ from reconciliation.errors import DomainError
 
 
 class UnicodeJSONRenderer(JSONRenderer):
-    # Chinese messages readable in curl and logs, not \uXXXX.
+    # Chinese messages readable in curl and logs, not as escape sequences.
     json_dumps_params = {"ensure_ascii": False}
 
 
