@@ -47,7 +47,6 @@ def test_preflight_refuses_development_settings(settings, monkeypatch):
 
     settings.DEBUG = False
     settings.SECRET_KEY = "k" * 64
-    settings.DATABASES = {**settings.DATABASES}
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         monkeypatch.delenv("ALLOW_SQLITE", raising=False)
         with pytest.raises(CommandError, match="SQLite"):
