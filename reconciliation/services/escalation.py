@@ -149,13 +149,7 @@ def escalate_request(*, request_id, now: datetime) -> bool:
         )
         if not changed:
             return False
-        data_request = DataRequest.objects.select_related(
-            "project__owner_profile__user",
-            "data_owner_profile__user",
-            "requested_by_profile__user",
-        ).get(pk=request_id)
-        louis = data_request.project.owner_profile or data_request.requested_by_profile
-        wade = data_request.data_owner_profile
+        data_request, louis, wade = _request_and_people(request_id)
         overdue_seconds = int((now - data_request.due_at).total_seconds())
         # A request can come back here (escalated, then a failed upload, still
         # overdue): the dedupe keys keep that to one card and one reminder a
@@ -184,6 +178,18 @@ def escalate_request(*, request_id, now: datetime) -> bool:
     return True
 
 
+def _request_and_people(request_id) -> tuple[DataRequest, Profile, Profile]:
+    """The request with who gets its messages: Louis (the project owner, else
+    whoever asked) and Wade (the data owner)."""
+    data_request = DataRequest.objects.select_related(
+        "project__owner_profile__user",
+        "data_owner_profile__user",
+        "requested_by_profile__user",
+    ).get(pk=request_id)
+    louis = data_request.project.owner_profile or data_request.requested_by_profile
+    return data_request, louis, data_request.data_owner_profile
+
+
 def remind_escalated_request(*, request_id, now: datetime) -> bool:
     """Today's reminder to the data owner of a request that stays escalated;
     at most one per Taipei day, whoever calls and however often."""
@@ -196,13 +202,7 @@ def remind_escalated_request(*, request_id, now: datetime) -> bool:
         )
         if not changed:
             return False
-        data_request = DataRequest.objects.select_related(
-            "project__owner_profile__user",
-            "data_owner_profile__user",
-            "requested_by_profile__user",
-        ).get(pk=request_id)
-        louis = data_request.project.owner_profile or data_request.requested_by_profile
-        wade = data_request.data_owner_profile
+        data_request, louis, wade = _request_and_people(request_id)
         written = _queue_overdue_reminder(data_request, wade=wade, louis=louis, now=now, day=today)
         if written:
             record_audit(
