@@ -109,7 +109,7 @@ def hash_customer_keys(keys) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     mask of the rows that already were digests). Blank keys stay blank (the
     validator reports them). Raw keys hash once per distinct value, so a
     file of repeated e-mail addresses stays cheap."""
-    arrow = _arrow(keys)
+    arrow = text_array(keys)
     digest = _np_bool(pc.match_substring_regex(arrow, r"^[0-9a-f]{64}$"))
     if digest.all():
         return arrow, np.zeros(len(arrow), dtype=bool), digest
@@ -197,13 +197,14 @@ def candidate_rows(columns: list[pd.Series]) -> np.ndarray:
     these rows get the exact Python check."""
     if not columns or len(columns[0]) == 0:
         return np.array([], dtype=np.int64)
-    arrays = [_arrow(c) for c in columns]
+    arrays = [text_array(c) for c in columns]
     joined = arrays[0] if len(arrays) == 1 else pc.binary_join_element_wise(*arrays, "\x1f")
     hit = pc.fill_null(pc.match_substring_regex(joined, PREFILTER), False)
     return np.flatnonzero(_np_bool(hit))
 
 
-def _arrow(values) -> pa.Array:
+def text_array(values) -> pa.Array:
+    """Any column (Series, list, Arrow array) as one Arrow string array."""
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):

@@ -281,7 +281,9 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
     )
     positions, extras = _map_headers(raw.headers, result)
     # Spaces and tabs around values go (TikTok puts a tab after long ids).
-    cells = {p: pc.utf8_trim_whitespace(_arrow(raw.frame[p])) for p in raw.frame.columns}
+    cells = {
+        p: pc.utf8_trim_whitespace(privacy.text_array(raw.frame[p])) for p in raw.frame.columns
+    }
     cells, row_numbers = _drop_blank_rows(cells, raw.row_numbers)
     result.row_count = len(row_numbers)
     if result.row_count == 0 and not raw.ragged_rows:
@@ -458,7 +460,7 @@ class _RowErrors:
         elif isinstance(values, str):
             shown = np.full(where.size, values, dtype=object)
         else:
-            shown = pc.take(_arrow(values), pa.array(where)).to_pylist()
+            shown = pc.take(privacy.text_array(values), pa.array(where)).to_pylist()
             sensitive = self.flagged[where]
             shown = np.array(
                 [
@@ -545,7 +547,7 @@ def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
     of a real export) parse in Arrow and are checked field by field, since
     Arrow's strptime rolls 02-30 over into March; the rest go through
     pandas' strict ISO parser; what is left, one value at a time."""
-    text = pc.replace_substring(_arrow(values), "/", "-")
+    text = pc.replace_substring(privacy.text_array(values), "/", "-")
     n = len(text)
     blank = _np(pc.equal(text, ""))
     nanos = np.full(n, NAT, dtype=np.int64)  # naive Taipei first, then UTC
@@ -583,7 +585,7 @@ def parse_datetimes(values) -> tuple[pd.Series, np.ndarray]:
             aware[index[has_zone]] = nanos[index[has_zone]] != NAT
         odd = np.flatnonzero((nanos == NAT) & ~blank)
         if odd.size:
-            originals = pc.take(_arrow(values), pa.array(odd)).to_pylist()
+            originals = pc.take(privacy.text_array(values), pa.array(odd)).to_pylist()
             for i, original in zip(odd.tolist(), originals, strict=True):
                 nanos[i] = _parse_odd_datetime(original)
     naive = (nanos != NAT) & ~aware
@@ -675,7 +677,7 @@ def parse_amounts(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(amounts rounded to cents, not-a-number mask, negative mask); blanks
     are neither (the blank check reports them). Thousands separators,
     NT$/$ and 元 are tolerated; (100) is -100."""
-    arrow = _arrow(values)
+    arrow = privacy.text_array(values)
     blank = pc.equal(arrow, "")
     filled = pc.if_else(blank, "0", arrow)
     try:
@@ -696,7 +698,7 @@ def parse_amounts(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def canonical_statuses(values) -> tuple[pa.Array, np.ndarray]:
     """(paid/pending/refunded or '', unknown mask). The synonyms are looked
     up once per distinct value."""
-    encoded = pc.dictionary_encode(_arrow(values))
+    encoded = pc.dictionary_encode(privacy.text_array(values))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     mapped = pa.array(
@@ -704,13 +706,13 @@ def canonical_statuses(values) -> tuple[pa.Array, np.ndarray]:
         pa.string(),
     )
     statuses = pc.take(mapped, encoded.indices)
-    unknown = _np(pc.equal(statuses, "")) & ~_np(pc.equal(_arrow(values), ""))
+    unknown = _np(pc.equal(statuses, "")) & ~_np(pc.equal(privacy.text_array(values), ""))
     return statuses, unknown
 
 
 def duplicate_mask(values) -> np.ndarray:
     """Rows whose non-blank order_id appears more than once in the file."""
-    arrow = _arrow(values)
+    arrow = privacy.text_array(values)
     counts = pc.value_counts(arrow)
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     repeated = pc.filter(repeated, pc.not_equal(repeated, ""))
@@ -743,7 +745,7 @@ def _normalised_frame(normal: dict) -> pd.DataFrame:
     empty = pa.array([""] * n, pa.string())
 
     def text(name):
-        return pd.arrays.ArrowExtensionArray(_arrow(normal.get(name, empty)))
+        return pd.arrays.ArrowExtensionArray(privacy.text_array(normal.get(name, empty)))
 
     return pd.DataFrame(
         {
@@ -767,19 +769,6 @@ def _normalised_frame(normal: dict) -> pd.DataFrame:
 
 
 # --- Arrow helpers --------------------------------------------------------------------
-
-
-def _arrow(values) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values
-    array = pa.array(values.array if isinstance(values, pd.Series) else values)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if array.type != pa.string():
-        array = pc.cast(array, pa.string())
-    return array
 
 
 def _np(array) -> np.ndarray:
