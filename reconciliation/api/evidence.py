@@ -68,8 +68,7 @@ class OrdersOut(Schema):
     counts: CountsOut
 
 
-class OrdersQuery(Schema):
-    import_id: UUID | None = None
+class FilterIn(Schema):
     program_id: str | None = Field(
         None, description="default: the training programme; '*' for every programme"
     )
@@ -82,21 +81,14 @@ class OrdersQuery(Schema):
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = Field(None, description="exact order_id or payment_ref")
+
+
+class OrdersQuery(FilterIn):
+    """The queue filter plus which import and which page."""
+
+    import_id: UUID | None = None
     cursor: str | None = None
     limit: int = Field(queue.DEFAULT_PAGE_SIZE, ge=1, le=queue.MAX_PAGE_SIZE)
-
-
-class FilterIn(Schema):
-    program_id: str | None = None
-    tag: str | None = None
-    untagged: bool = False
-    payment_status: str | None = None
-    classification: str | None = None
-    source_event: str | None = None
-    discount_code: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    q: str | None = None
 
 
 class EvidenceIn(Schema):

@@ -10,6 +10,7 @@ from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
 from reconciliation.api.common import ErrorOut, require
+from reconciliation.api.requests import ImportBriefOut
 from reconciliation.permissions import Action
 from reconciliation.selectors.scorecard import default_project, scorecard, scorecard_as_api
 from reconciliation.services.imports import import_for_request
@@ -22,18 +23,8 @@ class ImportIn(Schema):
     data_request_id: UUID
 
 
-class ImportOut(Schema):
-    id: UUID
+class ImportOut(ImportBriefOut):
     data_request_id: UUID
-    upload_id: UUID
-    status: str
-    row_count: int
-    paid_count: int
-    pending_count: int
-    refunded_count: int
-    duplicate_count: int
-    scorecard_ref: str
-    created_at: datetime
 
 
 class DecisionIn(Schema):
