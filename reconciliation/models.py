@@ -95,6 +95,9 @@ class DataRequest(models.Model):
 
     # States in which a file is still owed; escalation and uploads act on these.
     AWAITING_FILE = (Status.OPEN, Status.UPLOADED, Status.SCHEMA_FAILED, Status.ESCALATED)
+    # An accepted request still takes files: a corrected re-export or a
+    # top-up is a new import into the order book.
+    TAKES_FILES = (*AWAITING_FILE, Status.ACCEPTED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="data_requests")
@@ -183,6 +186,13 @@ class Upload(models.Model):
         ACCEPTED = "accepted", _("已通過")
         SCHEMA_FAILED = "schema_failed", _("欄位不符")
 
+    class Mode(models.TextChoices):
+        # The whole period as the provider sees it now: orders of the book
+        # missing from it are listed as exceptions, never dropped.
+        SNAPSHOT = "snapshot", _("完整快照")
+        # Only what changed (top-ups, API syncs).
+        INCREMENTAL = "incremental", _("增量")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     data_request = models.ForeignKey(DataRequest, on_delete=models.PROTECT, related_name="uploads")
     uploaded_by = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="uploads")
@@ -204,6 +214,7 @@ class Upload(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     row_count = models.IntegerField(default=0)
     report_path = models.CharField(max_length=500, blank=True)
+    mode = models.CharField(_("匯入方式"), max_length=12, choices=Mode.choices, default=Mode.SNAPSHOT)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -268,6 +279,9 @@ class ImportSummary(models.Model):
     by_discount_code = models.JSONField(default=list)
     exceptions = models.JSONField(default=list)
     exception_count = models.IntegerField(default=0)
+    # What this import did to the order book: new_orders, changed_orders,
+    # unchanged_orders, missing_from_snapshot, changes (per field), mode.
+    book = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -313,20 +327,125 @@ class OrderRow(models.Model):
     # and programme): the refunded order_id it replaces.
     rebuy_of = models.CharField(max_length=100, blank=True)
     exception_code = models.CharField(max_length=40, blank=True)
+    # A hash of the business fields (bulk.fingerprints): equal fingerprints
+    # mean an unchanged version of the order. Null only on rows imported
+    # before the order book existed.
+    fingerprint = models.BigIntegerField(null=True)
 
     class Meta:
         verbose_name = _("訂單列")
         verbose_name_plural = _("訂單列")
+        # The queue reads the book (Order), not the rows: one index, for an
+        # import's rows by order_id (the book's joins and an order's history).
         indexes = [
             models.Index(
                 fields=["reconciliation_import", "order_id"], name="orderrow_import_order_idx"
             ),
-            models.Index(
-                fields=["reconciliation_import", "program_id", "id"],
-                name="orderrow_queue_program_idx",
-            ),
-            models.Index(fields=["reconciliation_import", "id"], name="orderrow_queue_keyset_idx"),
         ]
+
+
+class Order(models.Model):
+    """The order book (one row per project and order_id): the current state of
+    the order, a copy of its current version's fields (the OrderRow it came
+    from), so the queue and the revenue tally read one narrow table. Moved
+    only by services.book, inside the import's transaction, after the
+    project's BookSummary version was compare-and-set."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="orders")
+    order_id = models.CharField(max_length=100)
+    current_row = models.ForeignKey(
+        OrderRow, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    current_import = models.ForeignKey(
+        ReconciliationImport,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    first_import = models.ForeignKey(
+        ReconciliationImport,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    # The last import that changed the order (null: never changed since it
+    # first arrived); the latest snapshot it was missing from (null: present).
+    changed_import = models.ForeignKey(
+        ReconciliationImport,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    missing_import = models.ForeignKey(
+        ReconciliationImport,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    versions = models.IntegerField(default=1)
+    fingerprint = models.BigIntegerField(null=True)
+    row_number = models.IntegerField()
+    created_at = models.DateTimeField(null=True)
+    customer_key = models.CharField(max_length=64)
+    program_id = models.CharField(max_length=100)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    payment_status = models.CharField(max_length=10)
+    payment_ref = models.CharField(max_length=200, blank=True)
+    discount_code = models.CharField(max_length=100, blank=True)
+    source_event = models.CharField(max_length=200, blank=True)
+    owner_note = models.CharField(max_length=500, blank=True)
+    classification = models.CharField(max_length=10, choices=OrderRow.Classification.choices)
+    rebuy_of = models.CharField(max_length=100, blank=True)
+    exception_code = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        db_table = "kolable_orders"
+        verbose_name = _("訂單")
+        verbose_name_plural = _("訂單")
+        constraints = [
+            models.UniqueConstraint(fields=["project", "order_id"], name="one_order_per_project"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "id"], name="order_queue_keyset_idx"),
+            models.Index(fields=["project", "program_id", "id"], name="order_queue_program_idx"),
+        ]
+
+    def __str__(self):
+        return self.order_id
+
+
+class BookSummary(models.Model):
+    """The aggregates of a project's order book, kept up to date by every
+    import and every tagging action (the same shape as ImportSummary).
+    `version` moves forward by one with every change, by compare-and-set:
+    Louis's decision records the version it was taken on."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.PROTECT, primary_key=True, related_name="book"
+    )
+    version = models.IntegerField(default=0)
+    as_of_import = models.ForeignKey(
+        ReconciliationImport, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    effective_status = models.CharField(max_length=10, choices=ReconciliationImport.Status.choices)
+    totals = models.JSONField(default=dict)
+    by_day = models.JSONField(default=list)
+    by_source_event = models.JSONField(default=list)
+    by_program = models.JSONField(default=list)
+    by_discount_code = models.JSONField(default=list)
+    exceptions = models.JSONField(default=list)
+    exception_count = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("訂單簿摘要")
+        verbose_name_plural = _("訂單簿摘要")
 
 
 class OrderEvidence(models.Model):
@@ -339,6 +458,8 @@ class OrderEvidence(models.Model):
         REBOUGHT = "rebought", _("重買")
         UNRESOLVED = "unresolved", _("待釐清")
 
+    # The order the evidence is about, and the version of it Huber saw.
+    order = models.ForeignKey(Order, null=True, on_delete=models.PROTECT, related_name="evidence")
     order_row = models.ForeignKey(OrderRow, on_delete=models.PROTECT, related_name="evidence")
     tag = models.CharField(max_length=12, choices=Tag.choices)
     payment_ref = models.CharField(max_length=200, blank=True)
@@ -351,25 +472,30 @@ class OrderEvidence(models.Model):
     class Meta:
         verbose_name = _("訂單佐證")
         verbose_name_plural = _("訂單佐證")
-        indexes = [models.Index(fields=["order_row", "-id"], name="evidence_latest_idx")]
+        indexes = [
+            models.Index(fields=["order_row", "-id"], name="evidence_latest_idx"),
+            models.Index(fields=["order", "-id"], name="evidence_order_latest_idx"),
+        ]
 
 
 class OrderTag(models.Model):
-    """The current evidence tag of an order (the newest OrderEvidence)."""
+    """The current evidence tag of an order (the newest OrderEvidence).
+    `stale`: the order changed (a later import brought a changed version)
+    after it was tagged; the tag is kept and Huber is asked to look again."""
 
-    order_row = models.OneToOneField(
-        OrderRow, on_delete=models.PROTECT, primary_key=True, related_name="current_tag"
+    order = models.OneToOneField(
+        Order, on_delete=models.PROTECT, primary_key=True, related_name="current_tag"
     )
-    reconciliation_import = models.ForeignKey(
-        ReconciliationImport, on_delete=models.PROTECT, related_name="+"
-    )
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
     tag = models.CharField(max_length=12, choices=OrderEvidence.Tag.choices)
     evidence = models.ForeignKey(OrderEvidence, on_delete=models.PROTECT, related_name="+")
+    stale = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "kolable_order_tags"
         indexes = [
-            models.Index(fields=["reconciliation_import", "tag"], name="ordertag_import_tag_idx"),
+            models.Index(fields=["project", "tag"], name="ordertag_project_tag_idx"),
         ]
 
 
@@ -387,6 +513,14 @@ class RevenueDecision(models.Model):
     # The figures the decision was made on, frozen at decision time.
     recognised_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
     held_back_rows = models.IntegerField(default=0)
+    # The book the decision was taken on: its version and verified figures.
+    # A later import or tag moves the book past it (changed_since_decision).
+    project = models.ForeignKey(
+        Project, null=True, on_delete=models.PROTECT, related_name="revenue_decisions"
+    )
+    book_version = models.IntegerField(null=True)
+    verified_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    verified_orders = models.IntegerField(null=True)
     decided_by = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -412,6 +546,8 @@ class Notification(models.Model):
         OVERDUE_REMINDER = "overdue_reminder", _("逾期提醒")
         SCHEMA_FAILED = "schema_failed", _("欄位錯誤")
         EVIDENCE_ASK = "evidence_ask", _("佐證請求")
+        IMPORT_DONE = "import_done", _("對帳完成")
+        BOOK_CHANGED = "book_changed", _("認列後數字有變")
         INFO = "info", _("通知")
 
     class Status(models.TextChoices):

@@ -2,6 +2,7 @@ from django.urls import path
 
 from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
+from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
 from reconciliation.views import uploads as upload_views
@@ -21,6 +22,7 @@ urlpatterns = [
     path("pls/context/", pls_views.pls_context, name="pls-context"),
     path("pls/claims/", pls_views.pls_claim, name="pls-claim"),
     path("evidence/", evidence_views.evidence_queue, name="evidence"),
+    path("orders/<path:order_id>/", order_views.order_page, name="order-detail"),
     path("evidence/tag/", evidence_views.evidence_tag, name="evidence-tag"),
     path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),
     path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),

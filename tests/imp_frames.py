@@ -65,7 +65,7 @@ def new_request(user, **kwargs):
     return create_data_request(requested_by=user, **kwargs)
 
 
-def accepted_upload(data_request, user, *, name="orders.csv", rows=0) -> Upload:
+def accepted_upload(data_request, user, *, name="orders.csv", rows=0, mode="snapshot") -> Upload:
     """An Upload row as the upload flow leaves it once the file is accepted."""
     digest = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
     return Upload.objects.create(
@@ -79,6 +79,7 @@ def accepted_upload(data_request, user, *, name="orders.csv", rows=0) -> Upload:
         storage_path=f"uploads/{digest}",
         schema_status=Upload.SchemaStatus.ACCEPTED,
         row_count=rows,
+        mode=mode,
     )
 
 

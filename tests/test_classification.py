@@ -60,18 +60,24 @@ def test_duplicate_within_file_keeps_first_class_and_counts_once():
     assert totals["orders"] == 2
 
 
-def test_duplicate_across_imports_of_the_same_request():
+def test_an_order_of_an_earlier_file_is_not_a_duplicate_and_not_its_own_rebuy():
+    """Across files the book decides (a version of the same order); the
+    classifier only marks repeats inside the file. A refund in the book is
+    re-bought by another order, never by a new version of itself."""
     first = classify_frame(frame(order("A1", "paid"), order("A2", "refunded", customer="c2")))
-    earlier = first.frame[first.frame["classification"] != "duplicate"]
+    refunds = first.frame[first.frame["classification"] == "refunded"]
     second = classify_frame(
-        frame(order("A1", "paid"), order("A3", "paid", customer="c3")),
-        earlier=earlier[
+        frame(
+            order("A1", "paid"),
+            order("A2", "paid", customer="c2", when="2026-05-13 20:00"),  # A2 again, now paid
+            order("A3", "paid", customer="c2", when="2026-05-14 20:00"),  # re-buys A2? no: A2 is back
+        ),
+        earlier=refunds[
             ["order_id", "classification", "amount", "customer_key", "program_id", "created_at"]
         ],
     )
-    assert classes(second) == {2: "duplicate", 3: "paid"}
-    totals = import_time_summary(second.frame)["totals"]
-    assert totals["paid_amount"] == 28000  # only A3: A1 was counted by the first import
+    assert classes(second) == {2: "paid", 3: "paid", 4: "paid"}
+    assert set(second.frame["rebuy_of"]) == {""}
 
 
 def test_refunded_then_rebought_counts_once_on_the_new_order():

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 
-from reconciliation.management.commands._evidence_data import (
+from reconciliation.management.commands._orders_data import (
     TRAINING_PROGRAM,
     frame_from_rows,
     import_from_frame,

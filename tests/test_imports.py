@@ -14,6 +14,7 @@ from reconciliation.models import (
     AuditEvent,
     ImportSummary,
     Notification,
+    Order,
     OrderRow,
     ReconciliationImport,
     Upload,
@@ -73,9 +74,15 @@ def test_import_writes_rows_counts_summary_audit_and_tells_louis(data_request, w
 
     event = AuditEvent.objects.get(verb=AuditEvent.Verb.IMPORT_DONE)
     assert event.data["import_id"] == str(result.pk) and event.data["paid_count"] == 3
-    card = Notification.objects.get(kind=Notification.Kind.INFO, channel="inbox")
-    assert card.recipient.username == "louis"
+    card = Notification.objects.get(
+        kind=Notification.Kind.IMPORT_DONE, channel="inbox", recipient__user__username="louis"
+    )
     assert "NT$84,000" in card.body and "/scorecard/" in card.body
+    assert "新訂單 5" in card.body  # six rows, one repeat inside the file
+    wade_card = Notification.objects.get(
+        kind=Notification.Kind.IMPORT_DONE, channel="inbox", recipient__user__username="wade"
+    )
+    assert "新訂單 5" in wade_card.body
 
 
 def test_import_is_idempotent_per_upload(data_request, wade):
@@ -102,24 +109,24 @@ def test_an_upload_that_was_not_accepted_is_not_imported(data_request, wade):
     assert not ReconciliationImport.objects.exists()
 
 
-def test_repeats_of_an_earlier_import_of_the_same_request_are_duplicates(data_request, wade):
+def test_orders_of_an_earlier_import_are_versions_not_duplicates(data_request, wade):
+    """Only a repeat inside one file is a duplicate: a later file's row for a
+    known order is the same order, unchanged or changed."""
     first = import_frame(upload=accepted_upload(data_request, wade), frame=sample_frame())
     second = import_frame(
-        upload=accepted_upload(data_request, wade, name="orders-v2.csv"),
+        upload=accepted_upload(data_request, wade, name="orders-v2.csv", mode="incremental"),
         frame=frame(
-            order("K-1", "paid", 28000),  # seen in the first import
+            SAMPLE_ORDERS[0],  # K-1 as in the first file
             order("K-9", "paid", 28000, customer="c9"),
-            order("K-2", "paid", 27000, customer="c2"),  # seen, paid with another amount
+            {**SAMPLE_ORDERS[1], "amount": 27000},  # K-2 again, another amount
         ),
     )
     assert first.duplicate_count == 1
-    assert (second.duplicate_count, second.paid_count) == (2, 1)
-    assert second.status == ReconciliationImport.Status.PARTIAL
-    summary = second.summary
-    assert summary.totals["paid_amount"] == 28000  # only K-9
-    assert summary.exception_count == 1
-    assert summary.exceptions[0]["order_id"] == "K-2"
-    assert summary.exceptions[0]["owner"] == "wade"
+    assert (second.duplicate_count, second.paid_count) == (0, 3)
+    assert second.status == ReconciliationImport.Status.ACCEPTED
+    book = second.summary.book
+    assert (book["new_orders"], book["changed_orders"], book["unchanged_orders"]) == (1, 1, 1)
+    assert book["changes"] == {"amount": 1}
 
 
 def test_an_import_of_another_request_is_independent(louis, wade, data_request):
@@ -240,12 +247,8 @@ def test_every_count_on_the_page_equals_the_database(client, louis, wade, data_r
     html = client.get("/scorecard/").content.decode()
     rows = OrderRow.objects.filter(reconciliation_import=imported)
     db = dict(rows.values_list("classification").annotate(n=Count("id")))
-    assert _number(html, "count-rows") == rows.count() == 7
-    assert _number(html, "count-paid") == db["paid"] == 4
-    assert _number(html, "count-pending") == db["pending"]
-    assert _number(html, "count-refunded") == db["refunded"]
-    assert _number(html, "count-duplicates") == db["duplicate"]
-    assert _number(html, "total-duplicates") == db["duplicate"]
+    assert _number(html, "import-new") == Order.objects.count() == 6
+    assert _number(html, "total-duplicates") == db["duplicate"] == 1
     assert _number(html, "total-rebuys") == rows.exclude(rebuy_of="").count() == 1
     flagged = rows.exclude(exception_code="")
     assert html.count('data-testid="exception-row"') == flagged.count() == 1

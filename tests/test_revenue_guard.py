@@ -158,7 +158,8 @@ def test_partial_import_is_approved_for_its_unblocked_rows_only(
     assert result.status == ReconciliationImport.Status.PARTIAL
     html = page(client, louis)
     assert 'data-testid="held-back-note"' in html
-    assert html.count('data-testid="exception-row"') == 3
+    # Orders, not rows: D-5, and D-6 once (its repeat stays a duplicate row).
+    assert html.count('data-testid="exception-row"') == 2
     assert "Huber" in html and "Wade" in html
 
     response = api_as(louis).post(DECISION, {"decision": "approve", "note": "先認列沒問題的"})
@@ -184,8 +185,11 @@ def test_louis_decides_on_the_page_and_others_cannot(client, louis, wade, huber,
     html = page(client, louis)
     assert 'data-testid="decision-form"' in html
     client.force_login(louis)
+    unconfirmed = client.post("/scorecard/decision/", {"decision": "approve"}, follow=True)
+    assert "請勾選確認" in unconfirmed.content.decode()
+    assert not RevenueDecision.objects.exists()
     response = client.post(
-        "/scorecard/decision/", {"decision": "approve", "note": "ok"}, follow=True
+        "/scorecard/decision/", {"decision": "approve", "note": "ok", "confirm": "1"}, follow=True
     )
     assert response.status_code == 200
     text = response.content.decode()
@@ -224,15 +228,20 @@ def test_exports_are_formula_safe_and_refused_before_verification(
     assert not any(c.data_type == "f" for c in cells)
 
 
-def test_scorecard_ref_shows_its_own_import(client, louis, wade, data_request):
+def test_scorecard_shows_the_book_built_by_every_import(client, louis, wade, data_request):
+    """The scorecard reads the book, not the newest file: both imports are
+    listed with what each changed, and an import's scorecard_ref marks it."""
     first = imported(data_request, wade)
     other = new_request(louis, requested_dataset="2026-05-22..2026-05-31 export")
     second = imported(other, wade, order("N-1", "paid", 990))
     assert first.scorecard_ref.endswith(f"/scorecard/?import={first.pk}")
-    html = page(client, louis)  # the latest verified import
-    assert 'data-testid="count-rows">1<' in html and 'data-testid="total-paid">NT$990<' in html
+    html = page(client, louis)
+    assert html.count('data-testid="book-import"') == 2
+    assert 'data-testid="total-paid">NT$56,990<' in html  # both files' orders, once each
     html = page(client, louis, f"/scorecard/?import={first.pk}")
-    assert 'data-testid="count-rows">4<' in html and 'data-testid="total-paid">NT$56,000<' in html
+    assert f'id="import-{first.pk}" data-testid="book-import" class="current"' in html
     assert second.pk != first.pk
-    # Unknown or malformed ids fall back to the latest import.
-    assert 'data-testid="count-rows">1<' in page(client, louis, "/scorecard/?import=nope")
+    # Unknown or malformed ids mark nothing and still show the book.
+    html = page(client, louis, "/scorecard/?import=nope")
+    assert 'data-testid="book-import" class="current"' not in html
+    assert 'data-testid="total-paid">NT$56,990<' in html

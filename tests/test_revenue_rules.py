@@ -5,6 +5,7 @@ real evidence service, which recomputes the summary after every action."""
 
 import pytest
 
+from reconciliation.models import BookSummary
 from reconciliation.services.evidence import tag_orders
 from reconciliation.services.imports import import_frame
 from reconciliation.services.revenue import recompute_summary
@@ -20,13 +21,21 @@ def make_import(louis, wade):
     return make
 
 
+def book(imported):
+    """The project's order book summary (what the pages read)."""
+    return BookSummary.objects.get(pk=imported.data_request.project_id)
+
+
 def tag(huber, imported, tag_name, *order_ids, **refs):
     refs.setdefault("evidence_ref", "EV-1")
     tag_orders(
-        actor=huber, reconciliation_import=imported, tag=tag_name, order_ids=list(order_ids), **refs
+        actor=huber,
+        project=imported.data_request.project,
+        tag=tag_name,
+        order_ids=list(order_ids),
+        **refs,
     )
-    imported.summary.refresh_from_db()
-    return imported.summary
+    return book(imported)
 
 
 def consistent(summary):
@@ -43,7 +52,7 @@ def test_refunded_tag_removes_an_order_from_revenue(make_import, huber):
         order("R-1", "paid", 28000),
         order("R-2", "paid", 28000, customer="c2", when="2026-05-15 20:00", source="LIVE-0515"),
     )
-    assert imported.summary.totals["paid_amount"] == 56000
+    assert book(imported).totals["paid_amount"] == 56000
     summary = tag(huber, imported, "refunded", "R-2", refund_ref="RF-77")
     assert summary.totals["paid_amount"] == 28000
     assert summary.totals["refunded_amount"] == 28000 and summary.totals["refunded_orders"] == 1
@@ -90,7 +99,7 @@ def test_tagged_paid_but_exported_refunded_is_louis_exception(make_import, huber
 def test_paid_evidence_settles_a_refund_ref_on_a_paid_row(make_import, huber):
     imported = make_import(order("E-1", "paid", 28000, ref="RF-2026-1"))
     assert imported.status == "partial"
-    assert imported.summary.totals["paid_amount"] == 0
+    assert book(imported).totals["paid_amount"] == 0
     summary = tag(huber, imported, "paid", "E-1", payment_ref="PAY-REAL-1")
     assert summary.effective_status == "accepted"
     assert summary.totals["paid_amount"] == 28000 and summary.exception_count == 0
@@ -113,7 +122,7 @@ def test_rebought_on_the_refunded_original_counts_the_money_once(make_import, hu
         order("R-OLD", "paid", 28000, when="2026-05-12 20:00"),
         order("R-NEW", "paid", 28000, when="2026-05-17 20:00"),
     )
-    assert imported.summary.totals["paid_amount"] == 56000
+    assert book(imported).totals["paid_amount"] == 56000
     summary = tag(huber, imported, "rebought", "R-OLD", refund_ref="RF-OLD")
     assert summary.totals["paid_amount"] == 28000
     assert summary.totals["rebuy_orders"] == 1 and summary.totals["rebuy_amount"] == 28000
@@ -149,7 +158,7 @@ def test_tags_on_duplicates_change_nothing_and_recompute_is_idempotent(make_impo
     assert summary.totals["paid_amount"] == 28000
     assert summary.totals["duplicate_rows"] == 1
     before = (summary.totals, summary.by_day, summary.exceptions)
-    again = recompute_summary(reconciliation_import=imported)
+    again = recompute_summary(project=imported.data_request.project)
     assert (again.totals, again.by_day, again.exceptions) == before
     consistent(again)
 
@@ -168,7 +177,7 @@ def test_open_exceptions_lists_every_one_beyond_the_summary_and_follows_evidence
     assert len(imported.summary.exceptions) == EXCEPTION_LIST_LIMIT
     tag(huber, imported, "paid", "X-0", payment_ref="PAY-0")  # settles one
     tag(huber, imported, "unresolved", "OK-1", note="查無金流")  # raises one
-    found = open_exceptions(reconciliation_import=imported)
+    found = open_exceptions(project=imported.data_request.project)
     assert len(found) == many - 1 + 1
     assert "X-0" not in {e["order_id"] for e in found}
     assert ("OK-1", "unresolved", "huber") in {

@@ -1,5 +1,6 @@
-"""The evidence queue through the API (SPEC §8): list orders with their tags,
-tag orders by id or by filter. Huber and PLS tag, Louis reads."""
+"""The order book through the API (SPEC §8, §10): list the book's orders
+with their tags, one order with its history and evidence, tag orders by id
+or by filter. Huber and PLS tag, Louis reads."""
 
 from datetime import date, datetime
 from decimal import Decimal
@@ -9,9 +10,11 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
-from reconciliation.models import ImportSummary, OrderEvidence
+from reconciliation.errors import NotFound
+from reconciliation.models import OrderEvidence
 from reconciliation.permissions import Action
 from reconciliation.selectors import evidence as queue
+from reconciliation.selectors import orders as order_selectors
 from reconciliation.services.evidence import tag_orders
 
 router = Router(tags=["evidence"])
@@ -42,7 +45,10 @@ class OrderOut(Schema):
     classification: str
     rebuy_of: str
     exception_code: str
+    versions: int = Field(description="how many versions of the order files have brought")
+    changed: bool = Field(description="a later file changed the order after it first arrived")
     tag: str | None = Field(description="current evidence tag, null when untagged")
+    stale_tag: bool = Field(description="the order changed after it was tagged")
     evidence: EvidenceOut | None
 
 
@@ -58,7 +64,8 @@ class CountsOut(Schema):
 
 
 class OrdersOut(Schema):
-    import_id: UUID
+    book_version: int
+    import_id: UUID | None = Field(description="the import_id filter, when given")
     program_id: str | None = Field(description="the programme listed; null = every programme")
     filter: dict
     results: list[OrderOut]
@@ -81,18 +88,19 @@ class FilterIn(Schema):
     date_from: date | None = None
     date_to: date | None = None
     q: str | None = Field(None, description="exact order_id or payment_ref")
+    changed: bool = Field(False, description="only orders a later file changed")
+    stale_tag: bool = Field(False, description="only orders whose tag predates a change")
+    import_id: UUID | None = Field(None, description="only the orders that import's file had")
 
 
 class OrdersQuery(FilterIn):
-    """The queue filter plus which import and which page."""
+    """The queue filter plus which page."""
 
-    import_id: UUID | None = None
     cursor: str | None = None
     limit: int = Field(queue.DEFAULT_PAGE_SIZE, ge=1, le=queue.MAX_PAGE_SIZE)
 
 
 class EvidenceIn(Schema):
-    import_id: UUID | None = None
     order_ids: list[str] | None = None
     filter: FilterIn | None = None
     tag: OrderEvidence.Tag
@@ -108,11 +116,38 @@ class EvidenceIn(Schema):
 class TaggedOut(Schema):
     tagged: int
     tag: str
-    import_id: UUID
+    book_version: int
     program_id: str | None = Field(description="the programme `counts` are for; null = all")
     audit_event_id: int | None
     counts: CountsOut
-    revenue: dict | None = Field(description="the import's recomputed totals")
+    revenue: dict | None = Field(description="the book's recomputed totals")
+
+
+class VersionOut(Schema):
+    import_id: UUID
+    upload_name: str
+    imported_at: datetime
+    row_number: int
+    change: str = Field(description="new, changed, unchanged or duplicate")
+    changed_fields: list[str]
+    payment_status: str
+    amount: Decimal
+    payment_ref: str
+    classification: str
+    current: bool
+
+
+class EvidenceEntryOut(EvidenceOut):
+    version_row_number: int
+    version_import_id: UUID
+    on_current_version: bool
+
+
+class OrderDetailOut(OrderOut):
+    missing_from_snapshot: bool
+    history: list[VersionOut]
+    evidence_history: list[EvidenceEntryOut]
+    settlement_lines: list[dict] = Field(description="settlement lines matched to the order")
 
 
 def _params(model: Schema) -> dict:
@@ -138,7 +173,10 @@ def order_out(row: queue.QueueRow) -> dict:
         "classification": row.classification,
         "rebuy_of": row.rebuy_of,
         "exception_code": row.exception_code,
+        "versions": row.versions,
+        "changed": row.changed_import_id is not None,
         "tag": row.tag,
+        "stale_tag": bool(row.tag_stale),
         "evidence": (
             {
                 "tag": row.tag,
@@ -158,27 +196,47 @@ def order_out(row: queue.QueueRow) -> dict:
 @router.get(
     "/orders",
     response={200: OrdersOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
-    summary="Orders of the latest accepted import with their evidence tags (Louis, Huber, PLS)",
+    summary="The order book's orders with their evidence tags (Louis, Huber, PLS)",
 )
 def list_orders(request, query: Query[OrdersQuery]):
-    """Keyset pages in order of import: pass `next_cursor` back as `cursor`.
-    Counts per tag are for the programme (or the whole import with
+    """Keyset pages in the book's order: pass `next_cursor` back as `cursor`.
+    Counts per tag are for the programme (or the whole book with
     program_id=*), whatever the other filters."""
     require(request, Action.VIEW_EVIDENCE)
-    reconciliation_import = queue.resolve_import(query.import_id)
-    params = _params(query)
-    flt = queue.parse_filter(params, reconciliation_import=reconciliation_import)
-    page = queue.queue_page(reconciliation_import, flt, cursor=query.cursor, page_size=query.limit)
-    counts = queue.tag_counts(reconciliation_import, flt.program_id)
+    book = queue.resolve_book()
+    flt = queue.parse_filter(_params(query), book=book)
+    page = queue.queue_page(book, flt, cursor=query.cursor, page_size=query.limit)
+    counts = queue.tag_counts(book, flt.program_id)
     return {
-        "import_id": reconciliation_import.pk,
+        "book_version": book.version,
+        "import_id": flt.import_id or None,
         "program_id": flt.program_id,
         "filter": flt.as_params(),
         "results": [order_out(row) for row in page.rows],
         "next_cursor": page.next_cursor,
         "prev_cursor": page.prev_cursor,
-        "matching": queue.matching_count(reconciliation_import, flt, counts),
+        "matching": queue.matching_count(book, flt, counts),
         "counts": counts.as_dict(),
+    }
+
+
+@router.get(
+    "/orders/{path:order_id}",
+    response={200: OrderDetailOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="One order of the book: its current state, every version and its evidence",
+)
+def get_order(request, order_id: str):
+    require(request, Action.VIEW_EVIDENCE)
+    book = queue.resolve_book()
+    detail = order_selectors.order_detail(book.project, order_id)
+    if detail is None:
+        raise NotFound("order_not_found", "找不到這筆訂單。")
+    return {
+        **order_out(detail.row),
+        "missing_from_snapshot": detail.missing_from_snapshot,
+        "history": [v.as_dict() for v in detail.history],
+        "evidence_history": [e.as_dict() for e in detail.evidence],
+        "settlement_lines": [],
     }
 
 
@@ -192,15 +250,13 @@ def post_evidence(request, payload: EvidenceIn):
     rebought need payment_ref, refund_ref or evidence_ref. Writes one
     OrderEvidence per order, one audit event, and recomputes the scorecard."""
     require(request, Action.TAG_EVIDENCE)
-    reconciliation_import = queue.resolve_import(payload.import_id)
+    book = queue.resolve_book()
     queue_filter = None
     if payload.filter is not None:
-        queue_filter = queue.parse_filter(
-            _params(payload.filter), reconciliation_import=reconciliation_import
-        )
+        queue_filter = queue.parse_filter(_params(payload.filter), book=book)
     result = tag_orders(
         actor=request.auth,
-        reconciliation_import=reconciliation_import,
+        project=book.project,
         tag=payload.tag.value,
         order_ids=payload.order_ids,
         queue_filter=queue_filter,
@@ -210,20 +266,16 @@ def post_evidence(request, payload: EvidenceIn):
         note=payload.note,
         expected_count=payload.expected_count,
     )
-    program_id = (
-        queue_filter.program_id
-        if queue_filter
-        else queue.training_program_id(reconciliation_import)
-    )
-    summary = ImportSummary.objects.filter(pk=reconciliation_import.pk).first()
+    book.refresh_from_db()
+    program_id = queue_filter.program_id if queue_filter else queue.training_program_id(book)
     return 201, {
         "tagged": result.tagged,
         "tag": result.tag,
-        "import_id": reconciliation_import.pk,
+        "book_version": book.version,
         "program_id": program_id,
         "audit_event_id": result.audit_event.pk if result.audit_event else None,
-        "counts": queue.tag_counts(reconciliation_import, program_id).as_dict(),
-        "revenue": _revenue(summary),
+        "counts": queue.tag_counts(book, program_id).as_dict(),
+        "revenue": _revenue(book),
     }
 
 

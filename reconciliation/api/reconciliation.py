@@ -30,11 +30,17 @@ class ImportOut(ImportBriefOut):
 class DecisionIn(Schema):
     decision: Literal["approve", "pause"]
     note: str = ""
+    expected_book_version: int | None = Field(
+        None, description="refuse (409 book_changed) when the book moved past this version"
+    )
 
 
 class DecisionOut(Schema):
     id: UUID
     import_id: UUID
+    book_version: int
+    verified_amount: Decimal
+    verified_orders: int
     revenue_status: str
     decision: str
     note: str
@@ -50,6 +56,7 @@ class LatestOut(Schema):
     period_end: date
     revenue_status: str
     data_request: dict | None
+    book: dict | None
     import_: dict | None = Field(None, alias="import")
     totals: dict | None
     by_day: list[dict] | None
@@ -90,17 +97,23 @@ def latest(request):
 @router.post(
     "/reconciliation/decision",
     response={201: DecisionOut, 403: ErrorOut, 409: ErrorOut, 422: ErrorOut},
-    summary="Louis only: approve (recognised) or pause (paused) the latest accepted import",
+    summary="Louis only: approve (recognised) or pause (paused) the order book as it is now",
 )
 def decide(request, payload: DecisionIn):
     require(request, Action.DECIDE_REVENUE)
     made = record_revenue_decision(
-        decided_by=request.auth, decision=payload.decision, note=payload.note
+        decided_by=request.auth,
+        decision=payload.decision,
+        note=payload.note,
+        expected_version=payload.expected_book_version,
     )
     return 201, {
         "id": made.pk,
         "import_id": made.reconciliation_import_id,
-        "revenue_status": revenue_status(made.reconciliation_import, made),
+        "book_version": made.book_version,
+        "verified_amount": made.verified_amount,
+        "verified_orders": made.verified_orders,
+        "revenue_status": revenue_status(made.project, made),
         "decision": made.decision,
         "note": made.note,
         "recognised_amount": made.recognised_amount,

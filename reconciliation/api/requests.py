@@ -3,7 +3,7 @@ from uuid import UUID
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from reconciliation import selectors
 from reconciliation.api.common import ErrorOut, require
@@ -62,6 +62,17 @@ class ImportBriefOut(Schema):
     duplicate_count: int
     scorecard_ref: str
     created_at: datetime
+    book: dict = Field(
+        description="what the import did to the order book: mode, new_orders, "
+        "changed_orders, unchanged_orders, missing_from_snapshot, changes"
+    )
+
+    @staticmethod
+    def resolve_book(obj) -> dict:
+        summary = getattr(obj, "summary", None)
+        book = dict(getattr(summary, "book", None) or {})
+        book.pop("examples", None)
+        return book
 
 
 class DataRequestOut(Schema):

@@ -9,11 +9,11 @@ from uuid import UUID
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import InvalidInput, NotFound
-from reconciliation.models import DataRequest, Upload
+from reconciliation.models import DataRequest, ReconciliationImport, Upload
 from reconciliation.permissions import Action
 from reconciliation.services.uploads import (
     failure_summary,
@@ -96,9 +96,35 @@ class UploadResultOut(Schema):
     request_status: str
     duplicate_of: UUID | None = None
     created_at: datetime
+    mode: str = "snapshot"
+    reconciliation_import: dict | None = Field(
+        None,
+        description="the reconciliation import once it ran: id, status, scorecard_ref, book "
+        "(new_orders, changed_orders, unchanged_orders, missing_from_snapshot)",
+    )
     # Set on a schema failure, so the 422 also has the API's error shape.
     error: str | None = None
     detail: str | None = None
+
+
+def _import_brief(upload: Upload) -> dict | None:
+    imp = (
+        ReconciliationImport.objects.filter(upload=upload).select_related("summary").first()
+        if upload.schema_status == Upload.SchemaStatus.ACCEPTED
+        else None
+    )
+    if imp is None:
+        return None
+    book = dict(getattr(getattr(imp, "summary", None), "book", None) or {})
+    book.pop("examples", None)
+    return {
+        "id": str(imp.pk),
+        "status": imp.status,
+        "row_count": imp.row_count,
+        "duplicate_count": imp.duplicate_count,
+        "scorecard_ref": imp.scorecard_ref,
+        "book": book,
+    }
 
 
 def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
@@ -129,6 +155,8 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
         ),
         "duplicate_of": duplicate_of.pk if duplicate_of is not None else None,
         "created_at": upload.created_at,
+        "mode": upload.mode,
+        "reconciliation_import": _import_brief(upload),
         "error": "schema_failed" if failed else None,
         "detail": failure_summary(upload) if failed else None,
     }
@@ -176,6 +204,7 @@ def upload_export(request, request_id: UUID):
         file=uploaded,
         original_name=uploaded.name or "upload",
         content_type=uploaded.content_type or "",
+        mode=request.POST.get("mode") or Upload.Mode.SNAPSHOT,
     )
     body = upload_out(outcome.upload, duplicate_of=outcome.duplicate_of)
     if outcome.is_duplicate:

@@ -1,14 +1,15 @@
 """Huber's evidence queue: which orders, filtered how, one page at a time.
 
-The queue is the orders (OrderRows) of one accepted import, by default those
-of the training programme. Pages are keyset pages on OrderRow.id (an opaque
-cursor, never OFFSET), so the 560th page costs what the first does; a page is
-one query whatever its size, and the counts per tag are two more.
+The queue is the project's order book (Order: the current state of every
+order, whatever file brought it), by default the orders of the training
+programme. Pages are keyset pages on Order.id (an opaque cursor, never
+OFFSET), so the 560th page costs what the first does; a page is one query
+whatever its size, and the counts per tag are two more.
 
-OrderRows never change (append-only), so facts about an import's rows — which
-programme is the training programme, which programmes exist, how many rows a
-programme has — are computed once and cached for good; only the tag counts
-(OrderTag, which changes) are counted on every view."""
+The book's orders change only when an import moves it, so facts about them —
+which programme is the training programme, which programmes exist, how many
+orders a programme has — are cached per book import (BookSummary.as_of_import);
+only the tag counts (OrderTag, which changes) are counted on every view."""
 
 import base64
 import binascii
@@ -18,12 +19,21 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Min, Q
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, InvalidInput, NotFound
-from reconciliation.models import OrderEvidence, OrderRow, OrderTag, ReconciliationImport
+from reconciliation.models import (
+    BookSummary,
+    Order,
+    OrderEvidence,
+    OrderRow,
+    OrderTag,
+    Project,
+    ReconciliationImport,
+)
 
 UNTAGGED = "untagged"
 ALL_TAGS = "all"
@@ -43,6 +53,9 @@ FILTER_KEYS = (
     "date_from",
     "date_to",
     "q",
+    "changed",
+    "stale_tag",
+    "import_id",
 )
 # Imports that produced classified rows; a failed import has nothing to tag.
 USABLE_IMPORT_STATUSES = (
@@ -66,6 +79,11 @@ class QueueFilter:
     date_from: date | None = None
     date_to: date | None = None
     q: str = ""
+    # Orders a later import changed; orders whose tag predates such a change;
+    # the orders one import's file had.
+    changed: bool = False
+    stale_tag: bool = False
+    import_id: str = ""
 
     @property
     def narrows_beyond_tag(self) -> bool:
@@ -79,6 +97,9 @@ class QueueFilter:
             or self.date_from
             or self.date_to
             or self.q
+            or self.changed
+            or self.stale_tag
+            or self.import_id
         )
 
     def as_params(self) -> dict[str, str]:
@@ -87,9 +108,19 @@ class QueueFilter:
             "program_id": ALL_PROGRAMS if self.program_id is None else self.program_id,
             "tag": self.tag or ALL_TAGS,
         }
-        for key in ("payment_status", "classification", "source_event", "discount_code", "q"):
+        for key in (
+            "payment_status",
+            "classification",
+            "source_event",
+            "discount_code",
+            "q",
+            "import_id",
+        ):
             if getattr(self, key):
                 params[key] = getattr(self, key)
+        for key in ("changed", "stale_tag"):
+            if getattr(self, key):
+                params[key] = "1"
         for key in ("date_from", "date_to"):
             if getattr(self, key):
                 params[key] = getattr(self, key).isoformat()
@@ -116,7 +147,10 @@ class QueueRow:
     classification: str
     rebuy_of: str
     exception_code: str
+    versions: int
+    changed_import_id: object
     tag: str | None
+    tag_stale: bool | None
     ev_payment_ref: str | None
     ev_refund_ref: str | None
     ev_evidence_ref: str | None
@@ -141,6 +175,7 @@ class QueueRow:
 QUEUE_ROW_FIELDS = {
     **{name: name for name in QueueRow.__dataclass_fields__ if not name.startswith(("tag", "ev_"))},
     "tag": "current_tag__tag",
+    "tag_stale": "current_tag__stale",
     "ev_payment_ref": "current_tag__evidence__payment_ref",
     "ev_refund_ref": "current_tag__evidence__refund_ref",
     "ev_evidence_ref": "current_tag__evidence__evidence_ref",
@@ -152,7 +187,7 @@ QUEUE_ROW_FIELDS = {
 
 
 def as_queue_rows(queryset, *, stream: bool = False):
-    """QueueRows of an OrderRow queryset (ordering and slicing kept); with
+    """QueueRows of an Order queryset (ordering and slicing kept); with
     `stream`, read in chunks (exports of a million rows)."""
     values = queryset.values_list(*QUEUE_ROW_FIELDS.values())
     if stream:
@@ -201,36 +236,45 @@ class TagCounts:
         }
 
 
-# --- Which import, which programme -------------------------------------------
+# --- Which book, which programme -------------------------------------------
 
 
-def latest_accepted_import() -> ReconciliationImport | None:
-    return (
-        ReconciliationImport.objects.filter(status__in=USABLE_IMPORT_STATUSES)
-        .select_related("data_request")
-        .order_by("-created_at")
-        .first()
+def resolve_book(project: Project | None = None) -> BookSummary:
+    """The project's (default: the first project's) order book; 409 when no
+    accepted import built it yet (nothing can be tagged before Wade's file
+    is imported)."""
+    if project is None:
+        project = Project.objects.order_by("created_at").first()
+    book = (
+        BookSummary.objects.filter(project=project).select_related("project").first()
+        if project is not None
+        else None
     )
-
-
-def resolve_import(import_id=None) -> ReconciliationImport:
-    """The named import, else the latest accepted one; 409 when there is none
-    yet (nothing can be tagged before Wade's file is imported)."""
-    if import_id:
-        found = (
-            ReconciliationImport.objects.filter(pk=import_id, status__in=USABLE_IMPORT_STATUSES)
-            .select_related("data_request")
-            .first()
-        )
-        if found is None:
-            raise NotFound("import_not_found", _("找不到這個已驗收的對帳匯入。"))
-        return found
-    found = latest_accepted_import()
-    if found is None:
+    if book is None or book.as_of_import_id is None:
         raise Conflict(
             "no_accepted_import",
             _("還沒有已驗收的對帳匯入：Wade 的訂單付款檔驗收並匯入後，佐證佇列才會列出訂單。"),
         )
+    return book
+
+
+def resolve_import(book: BookSummary, import_id) -> ReconciliationImport:
+    """An import of the book's project (the `import_id` filter); 404 for
+    anything else, a malformed id included."""
+    try:
+        found = (
+            ReconciliationImport.objects.filter(
+                pk=import_id,
+                data_request__project_id=book.project_id,
+                status__in=USABLE_IMPORT_STATUSES,
+            )
+            .select_related("data_request", "upload")
+            .first()
+        )
+    except (ValueError, TypeError, DjangoValidationError):
+        found = None
+    if found is None:
+        raise NotFound("import_not_found", _("找不到這個已驗收的對帳匯入。"))
     return found
 
 
@@ -242,18 +286,21 @@ def _cached(key: str, compute):
     return value
 
 
-def training_program_id(reconciliation_import: ReconciliationImport) -> str | None:
+def _book_key(book: BookSummary) -> str:
+    # The orders change only with an import: cached facts follow the import.
+    return f"{book.project_id}:{book.as_of_import_id}"
+
+
+def training_program_id(book: BookSummary) -> str | None:
     """The programme Huber verifies: the TRAINING_PROGRAM_ID setting, else the
-    programme whose paid rows most often cost TRAINING_PROGRAM_AMOUNT."""
+    programme whose paid orders most often cost TRAINING_PROGRAM_AMOUNT."""
     if settings.TRAINING_PROGRAM_ID:
         return settings.TRAINING_PROGRAM_ID
     amount = settings.TRAINING_PROGRAM_AMOUNT
 
     def compute():
         top = (
-            OrderRow.objects.filter(
-                reconciliation_import=reconciliation_import, payment_status="paid", amount=amount
-            )
+            Order.objects.filter(project_id=book.project_id, payment_status="paid", amount=amount)
             .values("program_id")
             .annotate(n=Count("id"))
             .order_by("-n", "program_id")
@@ -262,46 +309,34 @@ def training_program_id(reconciliation_import: ReconciliationImport) -> str | No
         # '' caches "no such programme" (None would mean "not cached").
         return top["program_id"] if top else ""
 
-    return _cached(f"evidence:training:{reconciliation_import.pk}:{amount}", compute) or None
+    return _cached(f"evidence:training:{_book_key(book)}:{amount}", compute) or None
 
 
-def program_choices(reconciliation_import: ReconciliationImport) -> list[tuple[str, int]]:
-    """(program_id, row count) of the import, most rows first."""
+def program_choices(book: BookSummary) -> list[tuple[str, int]]:
+    """(program_id, order count) of the book, most orders first."""
 
     def compute():
         rows = (
-            OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+            Order.objects.filter(project_id=book.project_id)
             .values("program_id")
             .annotate(n=Count("id"))
             .order_by("-n", "program_id")
         )
         return [(row["program_id"], row["n"]) for row in rows[:200]]
 
-    return _cached(f"evidence:programs:{reconciliation_import.pk}", compute)
+    return _cached(f"evidence:programs:{_book_key(book)}", compute)
 
 
-def first_row_id(reconciliation_import: ReconciliationImport) -> int | None:
-    """Where the import's (consecutive) row ids start; fixed once imported."""
-
-    def compute():
-        found = OrderRow.objects.filter(reconciliation_import=reconciliation_import).aggregate(
-            first=Min("id")
-        )["first"]
-        return found if found is not None else 0
-
-    return _cached(f"evidence:first-id:{reconciliation_import.pk}", compute) or None
-
-
-def scope_total(reconciliation_import: ReconciliationImport, program_id: str | None) -> int:
-    """Rows of the import in the programme (all rows when program_id is None)."""
+def scope_total(book: BookSummary, program_id: str | None) -> int:
+    """Orders of the book in the programme (all orders when program_id is None)."""
 
     def compute():
-        rows = OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+        rows = Order.objects.filter(project_id=book.project_id)
         if program_id is not None:
             rows = rows.filter(program_id=program_id)
         return rows.count()
 
-    return _cached(f"evidence:total:{reconciliation_import.pk}:{program_id}", compute)
+    return _cached(f"evidence:total:{_book_key(book)}:{program_id}", compute)
 
 
 # --- Filters -------------------------------------------------------------------
@@ -326,20 +361,24 @@ def _parse_date(params, key) -> date | None:
         ) from exc
 
 
-def parse_filter(params, *, reconciliation_import, default_tag: str = "") -> QueueFilter:
+def _flag(params, key) -> bool:
+    return str(_one(params, key)).lower() in ("1", "true", "yes", "on")
+
+
+def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFilter:
     """A QueueFilter from query parameters or a JSON object. A missing
     program_id means the training programme; '*' means every programme."""
     if "program_id" in params:
         program = _one(params, "program_id")
         program_id = None if program in ("", ALL_PROGRAMS) else program
     else:
-        program_id = training_program_id(reconciliation_import)
+        program_id = training_program_id(book)
     if "tag" in params:
         tag = _one(params, "tag")
         tag = "" if tag in ("", ALL_TAGS) else tag
     else:
         tag = default_tag
-    if str(_one(params, "untagged")).lower() in ("1", "true", "yes", "on"):
+    if _flag(params, "untagged"):
         tag = UNTAGGED
     if tag and tag not in TAG_FILTERS:
         raise InvalidInput(
@@ -373,7 +412,13 @@ def parse_filter(params, *, reconciliation_import, default_tag: str = "") -> Que
         raise InvalidInput(
             "invalid_filter", {"field": "date_to", "message": _("結束日期早於開始日期。")}
         )
+    import_id = _one(params, "import_id") or _one(params, "import")
+    if import_id:
+        import_id = str(resolve_import(book, import_id).pk)
     return QueueFilter(
+        changed=_flag(params, "changed"),
+        stale_tag=_flag(params, "stale_tag"),
+        import_id=import_id,
         program_id=program_id,
         tag=tag,
         payment_status=payment_status,
@@ -391,10 +436,12 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
 
 
-def queue_rows(reconciliation_import: ReconciliationImport, flt: QueueFilter):
-    """The rows matching the filter, unordered (pages add the keyset order;
-    bulk tagging takes them all)."""
-    rows = OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+def queue_rows(project, flt: QueueFilter):
+    """The book's orders matching the filter, unordered (pages add the keyset
+    order; bulk tagging takes them all). `project`: a Project, a BookSummary
+    or their pk."""
+    project_id = getattr(project, "project_id", None) or getattr(project, "pk", project)
+    rows = Order.objects.filter(project_id=project_id)
     if flt.program_id is not None:
         rows = rows.filter(program_id=flt.program_id)
     if flt.tag == UNTAGGED:
@@ -413,6 +460,18 @@ def queue_rows(reconciliation_import: ReconciliationImport, flt: QueueFilter):
         rows = rows.filter(created_at__gte=_day_start(flt.date_from))
     if flt.date_to:
         rows = rows.filter(created_at__lt=_day_start(flt.date_to + timedelta(days=1)))
+    if flt.changed:
+        rows = rows.filter(changed_import__isnull=False)
+    if flt.stale_tag:
+        rows = rows.filter(current_tag__stale=True)
+    if flt.import_id:
+        rows = rows.filter(
+            Exists(
+                OrderRow.objects.filter(
+                    reconciliation_import_id=flt.import_id, order_id=OuterRef("order_id")
+                )
+            )
+        )
     if flt.q:
         # Exact matches: an order id or payment ref is pasted, not typed in
         # part, and exact lookups stay cheap at a million rows.
@@ -452,23 +511,16 @@ def clamp_page_size(value) -> int:
 
 
 def queue_page(
-    reconciliation_import: ReconciliationImport,
+    book: BookSummary,
     flt: QueueFilter,
     *,
     cursor: str | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> QueuePage:
-    """One page in OrderRow.id order, in one query: 'n<id>' cursors page
+    """One page in Order.id order, in one query: 'n<id>' cursors page
     forward from id, 'p<id>' backward; one extra row tells whether more
     follow."""
-    rows = queue_rows(reconciliation_import, flt)
-    # An import's rows have consecutive ids. Saying where they start lets
-    # PostgreSQL's primary-key walk begin there: without it, with millions of
-    # rows of older imports stored in front, the planner's "LIMIT 51 on the
-    # pkey" plan skipped them one by one (0.6 s a page).
-    first_id = first_row_id(reconciliation_import)
-    if first_id is not None:
-        rows = rows.filter(id__gte=first_id)
+    rows = queue_rows(book, flt)
     keys = ["id"]
     direction, anchor = decode_cursor(cursor) if cursor else ("n", None)
     if direction == "n":
@@ -497,19 +549,19 @@ def queue_page(
 # --- Counts ----------------------------------------------------------------------
 
 
-def tag_counts(reconciliation_import: ReconciliationImport, program_id: str | None) -> TagCounts:
-    """Counts per tag of the programme's rows (or the whole import), with the
-    total they progress toward. A programme is counted from its rows (the
+def tag_counts(book: BookSummary, program_id: str | None) -> TagCounts:
+    """Counts per tag of the programme's orders (or the whole book), with the
+    total they progress toward. A programme is counted from its orders (the
     programme index, then the tag by primary key), so the cost follows the
     programme's size, not how many orders of other programmes carry tags."""
     if program_id is None:
-        tags = OrderTag.objects.filter(reconciliation_import=reconciliation_import)
+        tags = OrderTag.objects.filter(project_id=book.project_id)
         rows = tags.values("tag").annotate(n=Count("pk"))
         by_tag = {row["tag"]: row["n"] for row in rows}
     else:
         rows = (
-            OrderRow.objects.filter(
-                reconciliation_import=reconciliation_import,
+            Order.objects.filter(
+                project_id=book.project_id,
                 program_id=program_id,
                 current_tag__isnull=False,
             )
@@ -517,12 +569,15 @@ def tag_counts(reconciliation_import: ReconciliationImport, program_id: str | No
             .annotate(n=Count("id"))
         )
         by_tag = {row["current_tag__tag"]: row["n"] for row in rows}
-    return TagCounts(total=scope_total(reconciliation_import, program_id), by_tag=by_tag)
+    return TagCounts(total=scope_total(book, program_id), by_tag=by_tag)
 
 
-def matching_count(
-    reconciliation_import: ReconciliationImport, flt: QueueFilter, counts: TagCounts
-) -> int:
+def stale_count(book: BookSummary) -> int:
+    """Tags given before their order changed (Huber looks at them again)."""
+    return OrderTag.objects.filter(project_id=book.project_id, stale=True).count()
+
+
+def matching_count(book: BookSummary, flt: QueueFilter, counts: TagCounts) -> int:
     """How many rows the filter matches ("tag every order matching this
     filter" says the number before it acts). Programme and tag alone are read
     off the counts; other filters need a count of their own."""
@@ -532,7 +587,7 @@ def matching_count(
         if flt.tag:
             return counts.by_tag.get(flt.tag, 0)
         return counts.total
-    return queue_rows(reconciliation_import, flt).count()
+    return queue_rows(book, flt).count()
 
 
 def without_tag(flt: QueueFilter) -> QueueFilter:

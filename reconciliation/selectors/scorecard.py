@@ -1,9 +1,10 @@
 """The scorecard (the seed's escalation HTML, live) as data, for the page, the
 exports and `GET /api/kolable/reconciliation/latest`.
 
-Reads only small rows: the project, its current request, the newest verified
-import with its stored ImportSummary and Louis's latest decision — never
-OrderRows, so the page costs the same with 28,000 or 1,000,000 rows.
+Reads only small rows: the project, its current request, the order book's
+stored BookSummary, the imports that built the book (with what each
+changed) and Louis's latest decision — never orders or rows, so the page
+costs the same with 28,000 or 1,000,000 orders.
 
 The guard (seed test D): with no verified import the revenue status is
 `unverified` and `totals` is None; nothing here exposes a paid-revenue figure
@@ -17,14 +18,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from reconciliation.models import (
+    BookSummary,
     DataRequest,
-    ImportSummary,
     Profile,
     Project,
     ReconciliationImport,
     RevenueDecision,
 )
 from reconciliation.permissions import Role
+from reconciliation.selectors import evidence as queue
 from reconciliation.selectors.dispatch import (
     JobType,
     NextJob,
@@ -37,7 +39,9 @@ from reconciliation.services.revenue import (
     DIMENSIONS,
     ExceptionCode,
     RevenueStatus,
-    latest_verified_import,
+    book_for,
+    decision_delta,
+    latest_decision,
     revenue_status,
 )
 
@@ -81,8 +85,16 @@ class Scorecard:
     period: tuple[date, date]
     revenue_status: str
     reconciliation_import: ReconciliationImport | None = None
-    summary: ImportSummary | None = None
+    summary: BookSummary | None = None
     decision: RevenueDecision | None = None
+    # The imports that built the book, oldest first, each with its `book`
+    # record (new / changed / unchanged / missing); the one the page was
+    # opened for is marked.
+    imports: list[dict] = field(default_factory=list)
+    highlighted_import: str = ""
+    changed_since_decision: bool = False
+    delta: dict | None = None
+    coverage: tuple[int, int] | None = None
     next_job: NextJob | None = None
     cards: list[Card] = field(default_factory=list)
     flow: list[FlowStep] = field(default_factory=list)
@@ -134,14 +146,9 @@ class Scorecard:
 
     @property
     def decision_outdated(self) -> bool:
-        """Louis approved an amount, and evidence has changed the verified
-        figure since: the page asks him to look again."""
-        decision = self.decision
-        if not self.verified or decision is None or decision.recognised_amount is None:
-            return False
-        return round(float(decision.recognised_amount), 2) != round(
-            float(self.summary.totals.get("paid_amount", 0)), 2
-        )
+        """The book moved (an import, a tag) after Louis's decision: the
+        decision stands, and the page asks him to confirm it again."""
+        return self.verified and self.changed_since_decision
 
     @property
     def exception_owners(self) -> list[tuple[str, int]]:
@@ -230,16 +237,45 @@ def current_request(project: Project) -> DataRequest | None:
     )
 
 
-def _import_by_id(project: Project, import_id) -> ReconciliationImport | None:
-    return (
-        ReconciliationImport.objects.filter(
-            pk=import_id,
-            data_request__project=project,
-            status__in=(ReconciliationImport.Status.ACCEPTED, ReconciliationImport.Status.PARTIAL),
-        )
-        .select_related("summary", "data_request", "upload")
-        .first()
+def book_imports(project: Project) -> list[dict]:
+    """Every import of the project's orders, oldest first, with what it did
+    to the book."""
+    imports = (
+        ReconciliationImport.objects.filter(data_request__project=project)
+        .select_related("summary", "upload", "data_request")
+        .defer("upload__row_errors", "upload__file_errors", "upload__warnings")
+        .order_by("created_at", "id")
     )
+    out = []
+    for imp in imports:
+        book = getattr(getattr(imp, "summary", None), "book", None) or {}
+        out.append(
+            {
+                "id": imp.pk,
+                "data_request_id": imp.data_request_id,
+                "upload_id": imp.upload_id,
+                "name": imp.upload.original_name,
+                "mode": book.get("mode", imp.upload.mode),
+                "status": imp.status,
+                "status_label": imp.get_status_display(),
+                "row_count": imp.row_count,
+                "duplicate_count": imp.duplicate_count,
+                "new_orders": book.get("new_orders", 0),
+                "changed_orders": book.get("changed_orders", 0),
+                "unchanged_orders": book.get("unchanged_orders", 0),
+                "missing_from_snapshot": book.get("missing_from_snapshot", 0),
+                "changes": book.get("changes", {}),
+                "created_at": imp.created_at,
+                "scorecard_ref": imp.scorecard_ref,
+            }
+        )
+    return out
+
+
+def _coverage(book: BookSummary) -> tuple[int, int]:
+    """(tagged, total) orders of the training programme."""
+    counts = queue.tag_counts(book, queue.training_program_id(book))
+    return counts.tagged, counts.total
 
 
 def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard:
@@ -251,32 +287,16 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
             "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
         ).get(pk=project.pk)
     data_request = current_request(project)
-    reconciliation_import = None
-    if import_id is not None:
-        reconciliation_import = _import_by_id(project, import_id)
-    if reconciliation_import is None:
-        reconciliation_import = latest_verified_import(project)
-    summary = None
-    decision = None
-    if reconciliation_import is not None:
-        try:
-            summary = reconciliation_import.summary  # select_related: no query
-        except ImportSummary.DoesNotExist:
-            summary = None
-        if summary is None:
-            reconciliation_import = None
-        else:
-            decision = (
-                reconciliation_import.decisions.select_related("decided_by__user")
-                .order_by("-created_at")
-                .first()
-            )
+    book = book_for(project)
+    decision = latest_decision(project) if book is not None else None
+    reconciliation_import = book.as_of_import if book is not None else None
     period = (
         (data_request.period_start, data_request.period_end) if data_request else DEFAULT_PERIOD
     )
     if reconciliation_import is not None:
         req = reconciliation_import.data_request
         period = (req.period_start, req.period_end)
+    state = decision_delta(book, decision)
     card = Scorecard(
         project=project,
         data_request=data_request,
@@ -285,11 +305,16 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
         or project.data_owner_profile,
         verifier=project.verifier_profile,
         period=period,
-        revenue_status=revenue_status(reconciliation_import, decision),
+        revenue_status=revenue_status(book, decision),
         reconciliation_import=reconciliation_import,
-        summary=summary,
+        summary=book,
         decision=decision,
         next_job=next_job(project, now=now),
+        imports=book_imports(project) if book is not None else [],
+        highlighted_import=str(import_id or ""),
+        changed_since_decision=state["changed_since_decision"],
+        delta=state["delta"],
+        coverage=_coverage(book) if book is not None else None,
     )
     card.cards = _cards(card, now)
     card.flow = _flow(card, project, now)
@@ -575,6 +600,36 @@ def scorecard_as_api(card: Scorecard) -> dict:
             if request
             else None
         ),
+        "book": (
+            {
+                "orders": int(card.summary.totals.get("orders", 0)),
+                "version": card.summary.version,
+                "as_of": card.summary.updated_at,
+                "as_of_import_id": card.summary.as_of_import_id,
+                "imports": [
+                    {
+                        k: imp[k]
+                        for k in (
+                            "id",
+                            "data_request_id",
+                            "name",
+                            "mode",
+                            "status",
+                            "row_count",
+                            "new_orders",
+                            "changed_orders",
+                            "unchanged_orders",
+                            "missing_from_snapshot",
+                            "changes",
+                            "created_at",
+                        )
+                    }
+                    for imp in card.imports
+                ],
+            }
+            if card.verified
+            else None
+        ),
         "import": (
             {
                 "id": imported.pk,
@@ -604,7 +659,13 @@ def scorecard_as_api(card: Scorecard) -> dict:
                 "decided_by": card.decision.decided_by.username,
                 "recognised_amount": card.decision.recognised_amount,
                 "held_back_rows": card.decision.held_back_rows,
+                "verified_amount": card.decision.verified_amount,
+                "verified_orders": card.decision.verified_orders,
+                "book_version": card.decision.book_version,
+                "decided_at": card.decision.created_at,
                 "created_at": card.decision.created_at,
+                "changed_since_decision": card.changed_since_decision,
+                "delta": card.delta,
             }
             if card.decision
             else None

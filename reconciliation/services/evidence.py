@@ -9,8 +9,12 @@ Every action, in one transaction:
    people tagging the same order at once leave the newest tag, whatever the
    commit order;
 3. writes one AuditEvent with the count;
-4. recomputes the import's revenue summary (`services.revenue`), so the
+4. recomputes the book's revenue summary (`services.revenue`), so the
    scorecard and /latest follow the tags at once, not on the next page view.
+
+Tags belong to the order in the book (Order), not to one file's row: each
+evidence row also records the version of the order it was given on
+(order_row), and a later changed version marks the tag stale.
 The revenue rules themselves live in `services.revenue` only."""
 
 import hashlib
@@ -29,10 +33,11 @@ from reconciliation import privacy
 from reconciliation.errors import Conflict, InvalidInput
 from reconciliation.models import (
     AuditEvent,
+    BookSummary,
+    Order,
     OrderEvidence,
-    OrderRow,
     OrderTag,
-    ReconciliationImport,
+    Project,
 )
 from reconciliation.selectors.evidence import QueueFilter, queue_rows
 from reconciliation.services.audit import record_audit
@@ -60,7 +65,7 @@ class TagSource:
 class TagResult:
     tagged: int
     tag: str
-    reconciliation_import: ReconciliationImport
+    project: Project
     audit_event: AuditEvent | None
 
 
@@ -210,6 +215,7 @@ def _prep(model, field_name: str, value):
 
 
 _EVIDENCE_COLUMNS = (
+    "order_id",
     "order_row_id",
     "tag",
     "payment_ref",
@@ -219,7 +225,7 @@ _EVIDENCE_COLUMNS = (
     "created_by_id",
     "created_at",
 )
-_TAG_COLUMNS = ("order_row_id", "reconciliation_import_id", "tag", "evidence_id", "updated_at")
+_TAG_COLUMNS = ("order_id", "project_id", "tag", "evidence_id", "stale", "updated_at")
 
 
 def _values(columns: tuple, rows: int, mark: str) -> str:
@@ -238,14 +244,14 @@ def _raw_cursor(cursor):
 
 def write_evidence(
     *,
-    reconciliation_import: ReconciliationImport,
-    entries: list[tuple[int, str, str, str, str, str]],
+    project: Project,
+    entries: list[tuple[int, int, str, str, str, str, str]],
     profile,
 ) -> int:
-    """Append one OrderEvidence per (order_row_id, tag, payment_ref,
-    refund_ref, evidence_ref, note) entry and move each order's OrderTag to
-    it. Each order_row_id appears once. Returns the number of evidence rows
-    written. Call inside a transaction."""
+    """Append one OrderEvidence per (order pk, current row id, tag,
+    payment_ref, refund_ref, evidence_ref, note) entry and move each order's
+    OrderTag to it. Each order appears once. Returns the number of evidence
+    rows written. Call inside a transaction."""
     if not entries:
         return 0
     # In row order, so two concurrent actions lock OrderTag rows in the same
@@ -256,15 +262,16 @@ def write_evidence(
     profile_db = _prep(OrderEvidence, "created_by", profile.pk)
     table = quote(OrderEvidence._meta.db_table)
     columns = ",".join(quote(c) for c in _EVIDENCE_COLUMNS)
-    returning = f"{quote('id')}, {quote('order_row_id')}, {quote('tag')}"
-    written: list[tuple[int, int, str]] = []  # (order_row_id, evidence_id, tag)
+    returning = f"{quote('id')}, {quote('order_id')}, {quote('tag')}"
+    written: list[tuple[int, int, str]] = []  # (order pk, evidence_id, tag)
     with connection.cursor() as wrapper:
         cursor, mark = _raw_cursor(wrapper)
         if connection.vendor == "postgresql":
             # One statement whatever the count: the columns as arrays.
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT u.*, %s, %s FROM unnest("  # noqa: S608 - names are ours, values are parameters
-                "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u "
+                "%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], "
+                "%s::text[]) AS u "
                 f"RETURNING {returning}",
                 [profile_db, now_db, *(list(column) for column in zip(*entries, strict=True))],
             )
@@ -286,35 +293,34 @@ def write_evidence(
         for rows in chunks:
             written.extend((row_id, evidence_id, tag) for evidence_id, row_id, tag in rows)
     written.sort()
-    move_current_tags(reconciliation_import=reconciliation_import, written=written)
+    move_current_tags(project=project, written=written)
     return len(written)
 
 
-def move_current_tags(
-    *, reconciliation_import: ReconciliationImport, written: list[tuple[int, int, str]]
-) -> None:
-    """Point each order's OrderTag at its evidence row, given as
-    (order_row_id, evidence_id, tag). Compare-and-set: an OrderTag only ever
-    moves to a newer evidence row, so a slower concurrent action (which
-    commits after a newer one) cannot put an older tag back."""
+def move_current_tags(*, project: Project, written: list[tuple[int, int, str]]) -> None:
+    """Point each order's OrderTag at its evidence row, given as (order pk,
+    evidence_id, tag); a new tag is not stale. Compare-and-set: an OrderTag
+    only ever moves to a newer evidence row, so a slower concurrent action
+    (which commits after a newer one) cannot put an older tag back."""
     quote = connection.ops.quote_name
     now_db = connection.ops.adapt_datetimefield_value(timezone.now())
-    import_db = _prep(OrderTag, "reconciliation_import", reconciliation_import.pk)
+    project_db = _prep(OrderTag, "project", project.pk)
+    fresh = _prep(OrderTag, "stale", False)
     table = quote(OrderTag._meta.db_table)
     columns = ",".join(quote(c) for c in _TAG_COLUMNS)
     updates = ", ".join(
-        f"{quote(c)} = excluded.{quote(c)}" for c in _TAG_COLUMNS if c != "order_row_id"
+        f"{quote(c)} = excluded.{quote(c)}" for c in _TAG_COLUMNS if c != "order_id"
     )
     guard = f"{table}.{quote('evidence_id')} < excluded.{quote('evidence_id')}"
-    upsert = f"ON CONFLICT ({quote('order_row_id')}) DO UPDATE SET {updates} WHERE {guard}"
+    upsert = f"ON CONFLICT ({quote('order_id')}) DO UPDATE SET {updates} WHERE {guard}"
     with connection.cursor() as wrapper:
         cursor, mark = _raw_cursor(wrapper)
         if connection.vendor == "postgresql":
             row_ids, evidence_ids, tags = (list(c) for c in zip(*written, strict=True))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT u.r, %s, u.t, u.e, %s FROM unnest("  # noqa: S608 - names are ours, values are parameters
+                f"INSERT INTO {table} ({columns}) SELECT u.r, %s, u.t, u.e, %s, %s FROM unnest("  # noqa: S608 - names are ours, values are parameters
                 f"%s::bigint[], %s::text[], %s::bigint[]) AS u(r, t, e) {upsert}",
-                [import_db, now_db, row_ids, tags, evidence_ids],
+                [project_db, fresh, now_db, row_ids, tags, evidence_ids],
             )
             return
         batch = max(_params_per_statement() // len(_TAG_COLUMNS), 1)
@@ -322,7 +328,7 @@ def move_current_tags(
             chunk = written[start : start + batch]
             params = []
             for row_id, evidence_id, tag in chunk:
-                params.extend((row_id, import_db, tag, evidence_id, now_db))
+                params.extend((row_id, project_db, tag, evidence_id, fresh, now_db))
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {_values(_TAG_COLUMNS, len(chunk), mark)} "  # noqa: S608 - names are ours, values are parameters
                 f"{upsert}",
@@ -348,28 +354,34 @@ def _refresh_planner_statistics(written: int) -> None:
     transaction.on_commit(analyze)
 
 
-def _recompute_revenue(reconciliation_import: ReconciliationImport) -> None:
+def _recompute_revenue(project: Project, cause: str) -> None:
     from reconciliation.services.revenue import recompute_summary
 
-    recompute_summary(reconciliation_import=reconciliation_import)
+    recompute_summary(project=project, cause=cause)
+
+
+def _book_request(project: Project):
+    """The request of the import the book was last moved by (the timeline
+    the tagging shows up on)."""
+    book = BookSummary.objects.filter(pk=project.pk).select_related("as_of_import").first()
+    return book.as_of_import.data_request if book and book.as_of_import else None
 
 
 def rows_for_order_ids(
-    reconciliation_import: ReconciliationImport, order_ids: list[str]
-) -> tuple[dict[str, list[int]], list[str]]:
-    """{order_id: [row ids]} for the order ids found in the import (a repeated
-    order id has several rows), and the order ids not found, in given order.
-    Probes the (import, order_id) covering index in long IN lists sent to
-    the driver (an array on PostgreSQL): 28,000 ids in ~0.1 s, where the ORM
-    in chunks of 900 took 0.4 s."""
-    found: dict[str, list[int]] = {}
+    project: Project, order_ids: list[str]
+) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
+    """{order_id: [(order pk, current row id)]} for the order ids found in
+    the book, and the order ids not found, in given order. Probes the
+    (project, order_id) unique index in long IN lists sent to the driver (an
+    array on PostgreSQL): 28,000 ids in ~0.1 s."""
+    found: dict[str, list[tuple[int, int]]] = {}
     wanted = list(dict.fromkeys(order_ids))
     quote = connection.ops.quote_name
-    table = quote(OrderRow._meta.db_table)
-    import_db = _prep(OrderRow, "reconciliation_import", reconciliation_import.pk)
+    table = quote(Order._meta.db_table)
+    import_db = _prep(Order, "project", project.pk)
     head = (
-        f"SELECT {quote('id')}, {quote('order_id')} FROM {table} "  # noqa: S608 - names are ours, values are parameters
-        f"WHERE {quote('reconciliation_import_id')} = "
+        f"SELECT {quote('id')}, {quote('current_row_id')}, {quote('order_id')} FROM {table} "  # noqa: S608 - names are ours, values are parameters
+        f"WHERE {quote('project_id')} = "
     )
     with connection.cursor() as wrapper:
         cursor, mark = _raw_cursor(wrapper)
@@ -386,8 +398,8 @@ def rows_for_order_ids(
                     head + f"{mark} AND {quote('order_id')} IN ({marks})", [import_db, *chunk]
                 )
                 rows.extend(cursor.fetchall())
-    for row_id, order_id in rows:
-        found.setdefault(order_id, []).append(row_id)
+    for pk, row_id, order_id in rows:
+        found.setdefault(order_id, []).append((pk, row_id))
     unknown = [order_id for order_id in wanted if order_id not in found]
     return found, unknown
 
@@ -399,7 +411,7 @@ def _tag_label(tag: str) -> str:
 def tag_orders(
     *,
     actor,
-    reconciliation_import: ReconciliationImport,
+    project: Project,
     tag: str,
     order_ids: list[str] | None = None,
     queue_filter: QueueFilter | None = None,
@@ -433,12 +445,12 @@ def tag_orders(
     profile = profile_for(actor)
     with transaction.atomic():
         if order_ids is not None:
-            found, unknown = rows_for_order_ids(reconciliation_import, order_ids)
+            found, unknown = rows_for_order_ids(project, order_ids)
             if unknown:
                 raise InvalidInput(
                     "unknown_order_ids",
                     {
-                        "message": _("有 %(n)s 個訂單編號不在這次匯入裡，未標記任何訂單。")
+                        "message": _("有 %(n)s 個訂單編號不在訂單簿裡，未標記任何訂單。")
                         % {"n": len(unknown)},
                         # Masked: a card number pasted as an order id is never echoed.
                         "order_ids": [privacy.redact(o) for o in unknown[:500]],
@@ -449,7 +461,7 @@ def tag_orders(
             source = TagSource.ORDER_IDS
         else:
             row_ids = list(
-                queue_rows(reconciliation_import, queue_filter).values_list("id", flat=True)
+                queue_rows(project, queue_filter).values_list("id", "current_row_id")
             )
             source = TagSource.FILTER
             if not row_ids:
@@ -467,29 +479,30 @@ def tag_orders(
                     },
                 )
         count = write_evidence(
-            reconciliation_import=reconciliation_import,
-            entries=[(row_id, tag, *refs.values()) for row_id in row_ids],
+            project=project,
+            entries=[(pk, row_id, tag, *refs.values()) for pk, row_id in row_ids],
             profile=profile,
         )
         _refresh_planner_statistics(count)
         audit = record_audit(
             verb=AuditEvent.Verb.EVIDENCE_TAGGED,
             actor=profile,
-            data_request=reconciliation_import.data_request,
+            project=project,
+            data_request=_book_request(project),
             message=_("%(actor)s 將 %(n)s 筆訂單標為「%(tag)s」。")
             % {"actor": profile, "n": f"{count:,}", "tag": _tag_label(tag)},
             count=count,
             tag=tag,
             source=source,
-            reconciliation_import_id=str(reconciliation_import.pk),
             filter=queue_filter.as_params() if queue_filter is not None else None,
             order_ids=order_ids[:20] if order_ids is not None else None,
             **{name: value for name, value in refs.items() if value},
         )
-        _recompute_revenue(reconciliation_import)
-    return TagResult(
-        tagged=count, tag=tag, reconciliation_import=reconciliation_import, audit_event=audit
-    )
+        _recompute_revenue(
+            project,
+            _("Huber 將 %(n)s 筆訂單標為「%(tag)s」") % {"n": f"{count:,}", "tag": _tag_label(tag)},
+        )
+    return TagResult(tagged=count, tag=tag, project=project, audit_event=audit)
 
 
 # --- Tag files --------------------------------------------------------------------
@@ -530,13 +543,13 @@ def _pylist(series) -> list:
 def import_tag_file(
     *,
     actor,
-    reconciliation_import: ReconciliationImport,
+    project: Project,
     data: bytes,
     original_name: str = "",
     apply_valid_only: bool = False,
 ) -> TagFileReport:
     """Validate a tag file (`order_id, tag, payment_ref, refund_ref,
-    evidence_ref, note`) against the import, all errors in one pass, and
+    evidence_ref, note`) against the book, all errors in one pass, and
     apply it: all of it when it is clean; its valid rows only when
     `apply_valid_only`; otherwise nothing."""
     report = TagFileReport(
@@ -618,14 +631,14 @@ def import_tag_file(
             for column, code, message in reference_problems(tag=tags[index], refs=refs):
                 error(index, column, code, message)
 
-    found, unknown = rows_for_order_ids(reconciliation_import, list(first_seen))
+    found, unknown = rows_for_order_ids(project, list(first_seen))
     unknown_set = set(unknown)
     for order_id in unknown:
         error(
             first_seen[order_id],
             "order_id",
             "unknown_order_id",
-            _("訂單編號 %(id)s 不在這次匯入裡。") % {"id": privacy.redact(order_id[:100])},
+            _("訂單編號 %(id)s 不在訂單簿裡。") % {"id": privacy.redact(order_id[:100])},
         )
     errors.sort(key=lambda e: e["row"])
     report.row_error_count = len(errors)
@@ -646,15 +659,13 @@ def import_tag_file(
 
     payment_refs, refund_refs, evidence_refs, notes = (ref_columns[n] for n in REFERENCE_FIELDS)
     entries = [
-        (row_id, tags[i], payment_refs[i], refund_refs[i], evidence_refs[i], notes[i])
+        (pk, row_id, tags[i], payment_refs[i], refund_refs[i], evidence_refs[i], notes[i])
         for i in sorted(valid)
-        for row_id in found[order_ids[i]]
+        for pk, row_id in found[order_ids[i]]
     ]
     profile = profile_for(actor)
     with transaction.atomic():
-        report.applied_rows = write_evidence(
-            reconciliation_import=reconciliation_import, entries=entries, profile=profile
-        )
+        report.applied_rows = write_evidence(project=project, entries=entries, profile=profile)
         _refresh_planner_statistics(report.applied_rows)
         report.applied = len(valid)
         counts: dict[str, int] = {}
@@ -663,7 +674,8 @@ def import_tag_file(
         record_audit(
             verb=AuditEvent.Verb.EVIDENCE_TAGGED,
             actor=profile,
-            data_request=reconciliation_import.data_request,
+            project=project,
+            data_request=_book_request(project),
             message=_("%(actor)s 以標記檔 %(name)s 標記 %(n)s 筆訂單。")
             % {
                 "actor": profile,
@@ -676,7 +688,9 @@ def import_tag_file(
             skipped_rows=report.error_row_count,
             file_sha256=report.sha256,
             original_name=report.original_name,
-            reconciliation_import_id=str(reconciliation_import.pk),
         )
-        _recompute_revenue(reconciliation_import)
+        _recompute_revenue(
+            project,
+            _("Huber 以標記檔標記了 %(n)s 筆訂單") % {"n": f"{report.applied:,}"},
+        )
     return report

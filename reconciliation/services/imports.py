@@ -1,15 +1,18 @@
-"""Reconciliation import (SPEC §5): an accepted upload becomes OrderRows, one
-ReconciliationImport and its ImportSummary.
+"""Reconciliation import (SPEC §5, §10): an accepted upload becomes OrderRows
+(the history, append-only), one ReconciliationImport with its ImportSummary,
+and a step of the project's order book.
 
-1. `classify_frame` (pure pandas) gives every row of the accepted frame its
-   class (paid / pending / refunded / duplicate), its rebuy link and its
-   export exception, and counts them.
-2. `import_frame` does, in one transaction: lock the data request (imports of
-   one request run one at a time, so "seen in an earlier import" is exact),
-   classify and summarise in pandas, insert the ReconciliationImport row with
-   its final counts (the table is append-only: it is written once, complete),
-   bulk-insert the OrderRows (executemany on SQLite, COPY on PostgreSQL — never
-   row by row through the ORM), then the ImportSummary and the audit event.
+1. `classify_frame` (pure pandas/Arrow) gives every row of the file its class
+   (paid / pending / refunded / duplicate — a repeat inside the file), its
+   rebuy link and its export exception, and counts them.
+2. `import_frame`, in one transaction: lock the project's book (imports of a
+   project apply one at a time, in import order), classify, fingerprint and
+   compare with the book (new / changed / unchanged), insert the
+   ReconciliationImport row with its final counts (append-only: written once,
+   complete), bulk-insert the OrderRows (executemany on SQLite, COPY on
+   PostgreSQL), move the book (services.book), then the summaries (this
+   file's, and the book's by services.revenue) and the audit event; Wade and
+   Louis are told on commit.
 3. Idempotent: the database allows one import per upload (OneToOne); a caller
    that loses the race gets the winner's import.
 """
@@ -31,16 +34,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reconciliation.bulk import fingerprints
 from reconciliation.errors import Conflict, DomainError, NotFound
 from reconciliation.models import (
     AuditEvent,
     DataRequest,
-    Notification,
     OrderRow,
     ReconciliationImport,
     Upload,
 )
-from reconciliation.services import revenue
+from reconciliation.services import book, revenue
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import (
     arrow_text,
@@ -50,7 +53,7 @@ from reconciliation.services.columns import (
     utc_naive,
     with_arrow_text,
 )
-from reconciliation.services.notify import absolute, queue_message
+from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.uploads import CONTRACT_COLUMNS
 
@@ -71,7 +74,7 @@ IMPORT_COUNT_FIELDS = (
     "duplicate_count",
 )
 
-ROW_COLUMNS = (*CONTRACT_COLUMNS, "classification", "rebuy_of", "exception_code")
+ROW_COLUMNS = (*CONTRACT_COLUMNS, "classification", "rebuy_of", "exception_code", "fingerprint")
 
 
 @dataclass
@@ -99,17 +102,17 @@ def classify_frame(frame: pd.DataFrame, *, earlier: pd.DataFrame | None = None) 
     created_at, customer_key, program_id, amount, payment_status, payment_ref,
     discount_code, source_event, owner_note).
 
-    `earlier`: the non-duplicate rows of earlier imports of the same request
-    (order_id, classification, amount, customer_key, program_id, created_at).
+    `earlier`: the order book's refunded orders (order_id, classification,
+    amount, customer_key, program_id, created_at); an order already in the
+    book is not a duplicate but a version of it (services.book).
 
-    - duplicate: an order_id already seen earlier in this file or in an earlier
-      import; the first occurrence keeps its class, a repeat counts only as a
-      duplicate.
+    - duplicate: an order_id already seen earlier in this file; the first
+      occurrence keeps its class, a repeat counts only as a duplicate.
     - rebuy: a paid row after a refunded row of the same customer_key and
       program_id (this file or earlier) gets `rebuy_of` = the refunded order_id;
       each refund is re-bought at most once, by the first later paid order.
     - exceptions: amount_mismatch (the same order_id paid with different
-      amounts; every such paid row), paid_with_refund_ref (a paid row whose
+      amounts in this file; every such paid row), paid_with_refund_ref (a paid row whose
       payment_ref is a refund reference).
 
     Vectorised over Arrow arrays and integer codes: a million rows in about
@@ -128,11 +131,10 @@ def classify_frame(frame: pd.DataFrame, *, earlier: pd.DataFrame | None = None) 
     duplicate = np.ones(n, dtype=bool)
     duplicate[first] = False
     repeated_in_file = np.bincount(order_codes, minlength=1)[order_codes] > 1 if n else duplicate
-    earlier_paid = earlier.loc[earlier["classification"] == Classification.PAID]
-    paid_before = np.zeros(n, dtype=bool)
     if len(earlier):
-        duplicate |= _in(order, earlier["order_id"])
-        paid_before = _in(order, earlier_paid["order_id"])
+        # A refund of an order this file has again is that order's own
+        # history (a new version), not something a different order re-buys.
+        earlier = earlier[~_in(pa.array(earlier["order_id"].tolist(), pa.string()), _values)]
 
     exported = np.full(n, CLASS_CODES[Classification.PENDING], dtype=np.int8)
     for value in (Classification.PAID, Classification.REFUNDED):
@@ -143,7 +145,7 @@ def classify_frame(frame: pd.DataFrame, *, earlier: pd.DataFrame | None = None) 
 
     exception = np.full(n, "", dtype=object)
     # The same order paid with two amounts: only order_ids that repeat matter.
-    repeats = paid_any & (repeated_in_file | paid_before)
+    repeats = paid_any & repeated_in_file
     if repeats.any():
         where = np.flatnonzero(repeats)
         here = pd.DataFrame(
@@ -152,11 +154,7 @@ def classify_frame(frame: pd.DataFrame, *, earlier: pd.DataFrame | None = None) 
                 "amount": out["amount"].to_numpy(np.float64)[where],
             }
         )
-        before = earlier_paid.loc[
-            earlier_paid["order_id"].isin(set(here["order_id"])), ["order_id", "amount"]
-        ]
-        amounts = pd.concat([here, before]) if len(before) else here
-        distinct = amounts.groupby("order_id")["amount"].nunique()
+        distinct = here.groupby("order_id")["amount"].nunique()
         mismatched = here["order_id"].isin(set(distinct[distinct > 1].index)).to_numpy()
         exception[where[mismatched]] = ExceptionCode.AMOUNT_MISMATCH.value
     if paid.any():
@@ -274,23 +272,6 @@ def _rebuy_links(out: pd.DataFrame, order: pa.Array, class_code: np.ndarray, ear
 # --- Writing ----------------------------------------------------------------------
 
 
-def _earlier_orders(data_request_id) -> pd.DataFrame:
-    records = (
-        OrderRow.objects.filter(reconciliation_import__data_request_id=data_request_id)
-        .exclude(classification=Classification.DUPLICATE)
-        .values_list(
-            "order_id", "classification", "amount", "customer_key", "program_id", "created_at"
-        )
-        .iterator(chunk_size=20_000)
-    )
-    frame = pd.DataFrame.from_records(list(records), columns=list(_empty_earlier().columns))
-    if frame.empty:
-        return _empty_earlier()
-    frame["amount"] = frame["amount"].astype(np.float64)
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    return frame
-
-
 TEXT_COLUMNS = (
     "order_id",
     "customer_key",
@@ -337,6 +318,8 @@ def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:
             columns[name] = frame[name].to_numpy(np.int64)[order]
         elif name == "amount":
             columns[name] = frame[name].to_numpy(np.float64).round(2)[order]
+        elif name == "fingerprint":
+            columns[name] = frame[name].to_numpy(np.int64)[order]
         elif name == "created_at":
             columns[name] = utc_naive(frame[name])[order]
         elif postgres:
@@ -449,16 +432,22 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
     creator = profile_for(actor) if actor is not None else None
     try:
         with transaction.atomic():
-            # Imports of one request one at a time: the duplicate check
-            # against earlier imports must see every earlier import.
-            data_request = DataRequest.objects.select_for_update().get(pk=upload.data_request_id)
+            data_request = (
+                DataRequest.objects.select_for_update()
+                .select_related("project")
+                .get(pk=upload.data_request_id)
+            )
             existing = ReconciliationImport.objects.filter(upload=upload).first()
             if existing is not None:
                 return existing
+            project = data_request.project
+            book_summary = book.lock(project)
             clock = _Clock()
             classified = classify_frame(
-                with_arrow_text(frame, TEXT_COLUMNS), earlier=_earlier_orders(data_request.pk)
+                with_arrow_text(frame, TEXT_COLUMNS), earlier=book.refunded_orders(project)
             )
+            classified.frame["fingerprint"] = fingerprints(classified.frame)
+            versions = book.compare(project, classified.frame)
             clock.lap("classify")
             base = revenue.import_time_summary(classified.frame)
             clock.lap("aggregate")
@@ -474,8 +463,25 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
             reconciliation_import.save(force_insert=True)
             _insert_rows(reconciliation_import, classified.frame)
             clock.lap("insert")
-            revenue.create_summary(reconciliation_import=reconciliation_import, base=base)
-            _record_import(reconciliation_import, data_request, creator, base)
+            book_step = book.apply(
+                project=project,
+                reconciliation_import=reconciliation_import,
+                versions=versions,
+                mode=upload.mode,
+            )
+            clock.lap("book")
+            revenue.create_summary(
+                reconciliation_import=reconciliation_import, base=base, book=book_step
+            )
+            revenue.advance_book(
+                book_summary=book_summary,
+                reconciliation_import=reconciliation_import,
+                versions=versions,
+                actor=creator,
+            )
+            _record_import(
+                reconciliation_import, data_request, creator, base, book_step, book_summary.totals
+            )
         clock.lap("commit")
     except IntegrityError:
         winner = ReconciliationImport.objects.filter(upload=upload).first()
@@ -504,60 +510,51 @@ class _Clock:
         self._last = now
 
 
-def _record_import(reconciliation_import, data_request, creator, base) -> None:
-    totals = base["totals"]
+def _record_import(
+    reconciliation_import, data_request, creator, base, book_step, book_totals
+) -> None:
     counts = {k: getattr(reconciliation_import, k) for k in IMPORT_COUNT_FIELDS}
-    status_label = reconciliation_import.get_status_display()
+    book_counts = {k: book_step[k] for k in BOOK_COUNT_FIELDS}
     record_audit(
         verb=AuditEvent.Verb.IMPORT_DONE,
         actor=creator,
         data_request=data_request,
         message=_(
             "對帳匯入完成（%(status)s）：%(rows)s 列，已付款 %(paid)s、待付款 %(pending)s、"
-            "已退款 %(refunded)s、重複 %(duplicates)s。"
+            "已退款 %(refunded)s、檔內重複 %(duplicates)s；訂單簿新增 %(new)s、變更 %(changed)s、"
+            "未變 %(unchanged)s 筆訂單。"
         )
         % {
-            "status": status_label,
+            "status": reconciliation_import.get_status_display(),
             "rows": f"{reconciliation_import.row_count:,}",
             "paid": f"{reconciliation_import.paid_count:,}",
             "pending": f"{reconciliation_import.pending_count:,}",
             "refunded": f"{reconciliation_import.refunded_count:,}",
             "duplicates": f"{reconciliation_import.duplicate_count:,}",
-        },
+            "new": f"{book_step['new_orders']:,}",
+            "changed": f"{book_step['changed_orders']:,}",
+            "unchanged": f"{book_step['unchanged_orders']:,}",
+        }
+        + (
+            _("快照缺少訂單簿裡的 %(n)s 筆訂單。") % {"n": f"{book_step['missing_from_snapshot']:,}"}
+            if book_step["missing_from_snapshot"]
+            else ""
+        ),
         import_id=str(reconciliation_import.pk),
         upload_id=str(reconciliation_import.upload_id),
         status=reconciliation_import.status,
         exception_counts=base["exception_counts"],
+        mode=book_step["mode"],
         **counts,
+        **book_counts,
     )
-    louis = data_request.project.owner_profile
-    if louis is None or reconciliation_import.status == ReconciliationImport.Status.FAILED:
-        return
-    held = totals["held_orders"]
-    queue_message(
-        recipient=louis,
-        kind=Notification.Kind.INFO,
-        subject=_("%(project)s 對帳完成，等你決定是否認列")
-        % {"project": data_request.project.name},
-        body=(
-            _("%(louis)s：%(project)s 的訂單付款檔已完成對帳，已驗證實收 NT$%(amount)s（%(n)s 筆）")
-            % {
-                "louis": louis,
-                "project": data_request.project.name,
-                "amount": f"{totals['paid_amount']:,.0f}",
-                "n": f"{totals['paid_orders']:,}",
-            }
-            + (_("，另有 %(n)s 筆因例外保留、不認列") % {"n": f"{held:,}"} if held else "")
-            + _("。請在成績單上決定認列或暫停。")
-            + f"\n{reconciliation_import.scorecard_ref}"
-        ),
-        data_request=data_request,
-        payload={
-            "import_id": str(reconciliation_import.pk),
-            "status": reconciliation_import.status,
-        },
-        dedupe_key=f"import:{reconciliation_import.pk}:owner",
-    )
+    if reconciliation_import.status != ReconciliationImport.Status.FAILED:
+        sync_import_done(
+            reconciliation_import=reconciliation_import, book_step=book_step, book_totals=book_totals
+        )
+
+
+BOOK_COUNT_FIELDS = ("new_orders", "changed_orders", "unchanged_orders", "missing_from_snapshot")
 
 
 def _record_failed(*, upload: Upload, actor, reason: str) -> ReconciliationImport:

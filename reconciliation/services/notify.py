@@ -177,3 +177,94 @@ def sync_due_extended(
         },
         dedupe_key=f"extended:{data_request.pk}:{int(data_request.due_at.timestamp())}",
     )
+
+
+def _book_counts_text(book_step: dict) -> str:
+    text = (
+        f"新訂單 {book_step['new_orders']:,}、變更 {book_step['changed_orders']:,}、"
+        f"未變 {book_step['unchanged_orders']:,} 筆"
+    )
+    if book_step.get("missing_from_snapshot"):
+        text += f"；訂單簿裡有 {book_step['missing_from_snapshot']:,} 筆不在這份快照裡（未刪除，列為例外）"
+    return text
+
+
+def sync_import_done(
+    *, reconciliation_import, book_step: dict, book_totals: dict | None = None
+) -> list[Notification]:
+    """An import finished: Wade and Louis get the counts and the link;
+    Huber gets one when new or changed orders need evidence."""
+    data_request = reconciliation_import.data_request
+    project = data_request.project
+    upload = reconciliation_import.upload
+    scorecard = reconciliation_import.scorecard_ref
+    counts = _book_counts_text(book_step)
+    payload = {
+        "import_id": str(reconciliation_import.pk),
+        "upload_id": str(upload.pk),
+        "status": reconciliation_import.status,
+        "book": {k: book_step[k] for k in ("mode", "new_orders", "changed_orders",
+                                              "unchanged_orders", "missing_from_snapshot")},
+        "scorecard_url": scorecard,
+    }
+    written = []
+    wade = data_request.data_owner_profile
+    louis = project.owner_profile or data_request.requested_by_profile
+    rows = f"{reconciliation_import.row_count:,}"
+    totals = book_totals or {}
+    verified = (
+        f"訂單簿目前已驗證實收 NT${totals.get('paid_amount', 0):,.0f}"
+        f"（{int(totals.get('paid_orders', 0)):,} 筆）。"
+    )
+    for person, key, ask in (
+        (wade, "owner", ""),
+        (louis, "approver", verified + "請在成績單上看數字，決定認列或暫停。"),
+    ):
+        if person is None:
+            continue
+        written += queue_message(
+            recipient=person,
+            kind=Notification.Kind.IMPORT_DONE,
+            subject=f"{upload.original_name} 已完成對帳：{rows} 列",
+            body=f"{person}：{upload.original_name} 已匯入 {project.name} 的訂單簿（{rows} 列）："
+            f"{counts}。{ask}\n{scorecard}",
+            data_request=data_request,
+            payload=payload,
+            dedupe_key=f"import:{reconciliation_import.pk}:{key}",
+        )
+    verifier = project.verifier_profile
+    needing = book_step["new_orders"] + book_step["changed_orders"]
+    if verifier is not None and needing:
+        queue = absolute(reverse("evidence") + "?changed=1") if book_step[
+            "changed_orders"
+        ] else absolute(reverse("evidence"))
+        written += queue_message(
+            recipient=verifier,
+            kind=Notification.Kind.EVIDENCE_ASK,
+            subject=f"{needing:,} 筆新訂單或變更訂單待補佐證",
+            body=f"{verifier}：{upload.original_name} 帶來新訂單 {book_step['new_orders']:,} 筆、"
+            f"變更 {book_step['changed_orders']:,} 筆。已標記過的訂單若有變更，標記會保留並顯示「需複查」。"
+            f"\n{queue}",
+            data_request=data_request,
+            payload=payload,
+            dedupe_key=f"import:{reconciliation_import.pk}:verifier",
+        )
+    return written
+
+
+def sync_book_changed(*, project, louis: Profile | None, version: int, delta: dict, cause: str):
+    """Louis's approval predates a change of the book: one message per
+    change batch (an import, a tagging action), until he confirms again."""
+    if louis is None:
+        return []
+    sign = "+" if delta["paid_amount"] >= 0 else "−"
+    url = absolute(reverse("scorecard"))
+    return queue_message(
+        recipient=louis,
+        kind=Notification.Kind.BOOK_CHANGED,
+        subject=f"{project.name} 認列後數字有變：{cause}",
+        body=f"{louis}：你認列之後，{cause}。已驗證實收比認列時 {sign}NT${abs(delta['paid_amount']):,.0f}"
+        f"（{delta['paid_orders']:+,} 筆）。認列決定仍在，但請重新確認。\n{url}",
+        payload={"project_id": str(project.pk), "book_version": version, "delta": delta},
+        dedupe_key=f"book:{project.pk}:{version}",
+    )

@@ -33,7 +33,6 @@ export alone) are computed once in pandas and kept in ImportSummary.totals
 rebuy tag links to), computes their change of state and adds the difference.
 """
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -44,10 +43,13 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from reconciliation.bulk import db_value, in_list, quoted_columns, sql_frame
 from reconciliation.errors import Conflict, Forbidden, InvalidInput
 from reconciliation.models import (
     AuditEvent,
+    BookSummary,
     ImportSummary,
+    Order,
     OrderEvidence,
     OrderRow,
     OrderTag,
@@ -56,6 +58,7 @@ from reconciliation.models import (
     RevenueDecision,
 )
 from reconciliation.permissions import Action, Role, can
+from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import codes, utc_naive
 from reconciliation.services.profiles import profile_for
@@ -85,6 +88,7 @@ class ExceptionCode(models.TextChoices):
     UNRESOLVED = "unresolved", _("Huber 標記待釐清")
     REBUY_UNMATCHED = "rebuy_unmatched", _("標記重買，但找不到同客戶同課程的另一筆訂單")
     TAG_CONFLICT = "tag_conflict", _("佐證與匯出檔矛盾（佐證已付款，匯出為已退款或待付款）")
+    MISSING_FROM_SNAPSHOT = "missing_from_snapshot", _("訂單在訂單簿裡，最新的完整快照卻沒有它")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ EXCEPTION_RULES: dict[str, ExceptionRule] = {
     ExceptionCode.UNRESOLVED: ExceptionRule(Role.HUBER, evidence_resolves=False),
     ExceptionCode.REBUY_UNMATCHED: ExceptionRule(Role.HUBER, evidence_resolves=False),
     ExceptionCode.TAG_CONFLICT: ExceptionRule(Role.LOUIS, evidence_resolves=False),
+    ExceptionCode.MISSING_FROM_SNAPSHOT: ExceptionRule(Role.WADE, evidence_resolves=False),
 }
 EVIDENCE_RESOLVES = frozenset(c for c, r in EXCEPTION_RULES.items() if r.evidence_resolves)
 
@@ -328,15 +333,18 @@ def effective_status(import_status: str, exception_count: int) -> str:
     return ReconciliationImport.Status.ACCEPTED
 
 
-def create_summary(*, reconciliation_import: ReconciliationImport, base: dict) -> ImportSummary:
-    """The summary written with the import (no tags can exist yet)."""
-    summary = ImportSummary(reconciliation_import=reconciliation_import)
-    _write(summary, base, base)
+def create_summary(
+    *, reconciliation_import: ReconciliationImport, base: dict, book: dict | None = None
+) -> ImportSummary:
+    """The summary of this file alone, written with the import, and what the
+    import did to the order book."""
+    summary = ImportSummary(reconciliation_import=reconciliation_import, book=book or {})
+    _write(summary, base, base, import_status=reconciliation_import.status)
     summary.save(force_insert=True)
     return summary
 
 
-def _write(summary: ImportSummary, base: dict, current: dict) -> None:
+def _write(summary, base: dict, current: dict, *, import_status: str) -> None:
     counts = {k: v for k, v in current["exception_counts"].items() if v}
     exception_count = sum(counts.values())
     summary.totals = {
@@ -349,9 +357,7 @@ def _write(summary: ImportSummary, base: dict, current: dict) -> None:
         setattr(summary, field, current["dims"][field])
     summary.exceptions = current["exceptions"]
     summary.exception_count = exception_count
-    summary.effective_status = effective_status(
-        summary.reconciliation_import.status, exception_count
-    )
+    summary.effective_status = effective_status(import_status, exception_count)
 
 
 def _by_owner(counts: dict) -> dict:
@@ -391,75 +397,50 @@ def _rows_frame(records, fields=_ROW_FIELDS) -> pd.DataFrame:
     return frame
 
 
-# Rows are read with plain SQL: these reads run after every tagging action and
-# the ORM's per-value converters cost more than the query on 28,000+ rows.
+# The book is read with plain SQL: these reads run after every tagging action
+# and the ORM's per-value converters cost more than the query on 28,000+ rows.
 
 
-def _sql_rows(sql: str, params: list, fields) -> pd.DataFrame:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return _rows_frame(cursor.fetchall(), fields)
+def _project_param(project) -> object:
+    return db_value(Order, "project", project.pk)
 
 
-def _column_list(prefix: str, fields) -> str:
-    quote = connection.ops.quote_name
-    return ", ".join(f"{prefix}.{quote(OrderRow._meta.get_field(f).column)}" for f in fields)
-
-
-def _import_param(reconciliation_import) -> object:
-    return ReconciliationImport._meta.pk.get_db_prep_value(reconciliation_import.pk, connection)
-
-
-def _in_list(column: str, values: list) -> tuple[str, object]:
-    """`column IN (values)` with one parameter, whatever the number of values."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", list(values)
-    return f"{column} IN (SELECT value FROM json_each(%s))", json.dumps(list(values))  # noqa: S608
-
-
-def _tagged_rows(reconciliation_import) -> pd.DataFrame:
+def _tagged_rows(project) -> pd.DataFrame:
+    """The book's tagged orders with their current tag."""
     quote = connection.ops.quote_name
     sql = (
-        f"SELECT {_column_list('r', _ROW_FIELDS)}, t.{quote('tag')} "  # noqa: S608 - our names
+        f"SELECT {quoted_columns(Order, 'o', _ROW_FIELDS)}, t.{quote('tag')} "  # noqa: S608 - our names
         f"FROM {quote(OrderTag._meta.db_table)} t "
-        f"JOIN {quote(OrderRow._meta.db_table)} r ON r.{quote('id')} = t.{quote('order_row_id')} "
-        f"WHERE t.{quote('reconciliation_import_id')} = %s"
+        f"JOIN {quote(Order._meta.db_table)} o ON o.{quote('id')} = t.{quote('order_id')} "
+        f"WHERE t.{quote('project_id')} = %s"
     )
-    return _sql_rows(sql, [_import_param(reconciliation_import)], (*_ROW_FIELDS, "tag"))
+    return sql_frame(sql, [_project_param(project)], (*_ROW_FIELDS, "tag"))
 
 
 _CANDIDATE_FIELDS = ("id", "customer_key", "program_id", "created_at", "classification")
 
 
-def _rebuy_candidates(reconciliation_import, tagged: pd.DataFrame) -> pd.DataFrame:
-    """Non-duplicate rows of the customers and programmes a rebuy-relevant tag
-    names: one scan of those programmes' rows (programme index) in the
-    database, handing back only the matching customers' rows."""
+def _rebuy_candidates(project, tagged: pd.DataFrame) -> pd.DataFrame:
+    """The book's orders of the customers and programmes a rebuy-relevant tag
+    names: one scan of those programmes' orders (programme index), handing
+    back only the matching customers' orders."""
     relevant = tagged[tagged["tag"].isin([Tag.REBOUGHT, Tag.REFUNDED])]
     if relevant.empty:
         return _rows_frame([], _CANDIDATE_FIELDS)
     quote = connection.ops.quote_name
-    programmes, programme_values = _in_list(
-        f"r.{quote('program_id')}", sorted(set(relevant["program_id"]))
+    programmes, programme_values = in_list(
+        f"o.{quote('program_id')}", sorted(set(relevant["program_id"]))
     )
-    customers, customer_values = _in_list(
-        f"r.{quote('customer_key')}", sorted(set(relevant["customer_key"]))
+    customers, customer_values = in_list(
+        f"o.{quote('customer_key')}", sorted(set(relevant["customer_key"]))
     )
     sql = (
-        f"SELECT {_column_list('r', _CANDIDATE_FIELDS)} "  # noqa: S608 - our names
-        f"FROM {quote(OrderRow._meta.db_table)} r "
-        f"WHERE r.{quote('reconciliation_import_id')} = %s AND {programmes} "
-        f"AND r.{quote('classification')} <> %s AND {customers}"
+        f"SELECT {quoted_columns(Order, 'o', _CANDIDATE_FIELDS)} "  # noqa: S608 - our names
+        f"FROM {quote(Order._meta.db_table)} o "
+        f"WHERE o.{quote('project_id')} = %s AND {programmes} AND {customers}"
     )
-    return _sql_rows(
-        sql,
-        [
-            _import_param(reconciliation_import),
-            programme_values,
-            Classification.DUPLICATE.value,
-            customer_values,
-        ],
-        _CANDIDATE_FIELDS,
+    return sql_frame(
+        sql, [_project_param(project), programme_values, customer_values], _CANDIDATE_FIELDS
     )
 
 
@@ -494,7 +475,7 @@ def _neighbours(
     return result
 
 
-def _apply_tags(reconciliation_import, tagged: pd.DataFrame) -> pd.DataFrame:
+def _apply_tags(project, tagged: pd.DataFrame) -> pd.DataFrame:
     """The rows whose state evidence changes: tagged rows plus the rows a
     rebuy tag links to. Columns: the row fields, base/eff state, base/eff
     rebuy, export exception kept or cleared, tag exception."""
@@ -511,7 +492,7 @@ def _apply_tags(reconciliation_import, tagged: pd.DataFrame) -> pd.DataFrame:
     data_blocked = export_exc != ""
     paid_state = np.where(data_blocked, State.HELD, State.RECOGNISED)
 
-    candidates = _rebuy_candidates(reconciliation_import, tagged)
+    candidates = _rebuy_candidates(project, tagged)
     later_paid = _neighbours(tagged, candidates, direction="forward", paid_only=True)
     earlier = _neighbours(tagged, candidates, direction="backward", paid_only=False)
     rebought = tag == Tag.REBOUGHT
@@ -598,12 +579,12 @@ def _apply_tags(reconciliation_import, tagged: pd.DataFrame) -> pd.DataFrame:
 
 def _fetch_rows(ids) -> pd.DataFrame:
     quote = connection.ops.quote_name
-    condition, values = _in_list(f"r.{quote('id')}", sorted(int(i) for i in ids))
+    condition, values = in_list(f"o.{quote('id')}", sorted(int(i) for i in ids))
     sql = (
-        f"SELECT {_column_list('r', _ROW_FIELDS)} "  # noqa: S608 - our names
-        f"FROM {quote(OrderRow._meta.db_table)} r WHERE {condition}"
+        f"SELECT {quoted_columns(Order, 'o', _ROW_FIELDS)} "  # noqa: S608 - our names
+        f"FROM {quote(Order._meta.db_table)} o WHERE {condition}"
     )
-    return _sql_rows(sql, [values], _ROW_FIELDS)
+    return sql_frame(sql, [values], _ROW_FIELDS)
 
 
 def _apply_difference(base: dict, affected: pd.DataFrame) -> dict:
@@ -630,14 +611,14 @@ def _apply_difference(base: dict, affected: pd.DataFrame) -> dict:
     for found, sign in ((settled, -1), (kept, 1), (raised, 1)):
         for code, n in pd.Series(found)[pd.Series(found) != ""].value_counts().items():
             counts[code] = counts.get(code, 0) + sign * int(n)
-    dropped = set(affected.loc[(settled != "") & (kept == ""), "row_number"].astype(int))
-    entries = [e for e in base["exceptions"] if e["row_number"] not in dropped]
+    dropped = set(affected.loc[(settled != "") & (kept == ""), "order_id"].astype(str))
+    entries = [e for e in base["exceptions"] if e["order_id"] not in dropped]
     new = affected[raised != ""].sort_values("row_number").head(EXCEPTION_LIST_LIMIT)
     entries += [
         _exception_entry(r.row_number, r.order_id, r.tag_exc, r.amount, r.program_id)
         for r in new.itertuples(index=False)
     ]
-    entries.sort(key=lambda e: (e["row_number"], e["code"]))
+    entries.sort(key=lambda e: (e["order_id"], e["code"]))
     return {
         "totals": _clean_totals(totals),
         "dims": dims,
@@ -646,20 +627,21 @@ def _apply_difference(base: dict, affected: pd.DataFrame) -> dict:
     }
 
 
-def open_exceptions(*, reconciliation_import: ReconciliationImport) -> list[dict]:
-    """Every open exception of the import, not only the first
+def open_exceptions(*, project: Project) -> list[dict]:
+    """Every open exception of the book, not only the first
     EXCEPTION_LIST_LIMIT the summary keeps (for exports): the export's
-    exceptions evidence has not settled, plus those evidence raised."""
+    exceptions evidence has not settled, those evidence raised, and the
+    orders a snapshot lacked."""
     records = (
-        OrderRow.objects.filter(reconciliation_import=reconciliation_import)
+        Order.objects.filter(project=project)
         .exclude(exception_code="")
         .values_list("id", "row_number", "order_id", "exception_code", "amount", "program_id")
     )
-    tagged = _tagged_rows(reconciliation_import)
+    tagged = _tagged_rows(project)
     settled: set[int] = set()
     entries = []
     if not tagged.empty:
-        affected = _apply_tags(reconciliation_import, tagged)
+        affected = _apply_tags(project, tagged)
         cleared = (affected["exception_code"] != "") & (affected["export_exc"] == "")
         settled = set(affected.loc[cleared, "id"].astype(int))
         entries = [
@@ -671,32 +653,177 @@ def open_exceptions(*, reconciliation_import: ReconciliationImport) -> list[dict
         for row_id, row_number, order_id, code, amount, program_id in records.iterator()
         if row_id not in settled
     ]
-    entries.sort(key=lambda e: (e["row_number"], e["code"]))
+    entries += _missing_entries(book.missing_orders(project))
+    entries.sort(key=lambda e: (e["order_id"], e["code"]))
     return entries
 
 
-def recompute_summary(*, reconciliation_import: ReconciliationImport) -> ImportSummary:
-    """Bring the import's summary up to date with Huber's current tags. Call
-    after every tagging action; cost grows with the number of tagged rows,
-    not with the size of the import."""
+def _missing_entries(missing: pd.DataFrame) -> list[dict]:
+    return [
+        _exception_entry(
+            r.row_number, r.order_id, ExceptionCode.MISSING_FROM_SNAPSHOT, r.amount, r.program_id
+        )
+        for r in missing.itertuples(index=False)
+    ]
+
+
+# --- The book's summary -------------------------------------------------------
+
+
+def _empty_base() -> dict:
+    return import_time_summary(pd.DataFrame())
+
+
+def _combine(base: dict, plus: pd.DataFrame, minus: pd.DataFrame) -> dict:
+    """The export-only aggregates of the book after `plus` orders entered it
+    and the `minus` states they replace left it (a weighted tally: +1, −1)."""
+    frames = [f for f in (plus, minus) if f is not None and len(f)]
+    if not frames:
+        return base
+    columns = ["amount", "source_event", "program_id", "discount_code", "created_at",
+               "classification", "rebuy_of", "exception_code", "order_id", "row_number"]
+    both = pd.concat([f[columns] for f in frames], ignore_index=True)
+    weight = np.concatenate(
+        [np.ones(len(plus), np.int64), -np.ones(len(minus) if minus is not None else 0, np.int64)]
+    )
+    state = export_states(both["classification"], both["exception_code"])
+    rebuy = export_rebuys(both["classification"], both["rebuy_of"])
+    view = both[["amount", "source_event", "program_id", "discount_code"]].copy()
+    view["day"] = taipei_days(both["created_at"]).astype(object)
+    delta_totals, delta_dims = _tally(view, state, rebuy, weight)
+    totals = {m: base["totals"].get(m, 0) + delta_totals.get(m, 0) for m in METRICS}
+    dims = {}
+    for field in DIMENSIONS:
+        table = _list_to_table(base["dims"][field]).add(delta_dims[field], fill_value=0)
+        dims[field] = _table_to_list(table, field)
+    counts = dict(base["exception_counts"])
+    codes_ = both["exception_code"].to_numpy(object)
+    for code, n in pd.Series(weight)[codes_ != ""].groupby(codes_[codes_ != ""]).sum().items():
+        counts[code] = counts.get(code, 0) + int(n)
+    replaced = set(minus["order_id"].astype(str)) if minus is not None else set()
+    entries = [e for e in base["exceptions"] if e["order_id"] not in replaced]
+    flagged = plus[plus["exception_code"].to_numpy(object) != ""]
+    entries += [
+        _exception_entry(r.row_number, r.order_id, r.exception_code, r.amount, r.program_id)
+        for r in flagged.head(EXCEPTION_LIST_LIMIT).itertuples(index=False)
+    ]
+    entries.sort(key=lambda e: (e["order_id"], e["code"]))
+    return {
+        "totals": _clean_totals(totals),
+        "dims": dims,
+        "exceptions": entries[:EXCEPTION_LIST_LIMIT],
+        "exception_counts": {k: v for k, v in counts.items() if v > 0},
+    }
+
+
+def _current(project, base: dict) -> dict:
+    """The book's aggregates with Huber's tags and the snapshot gaps."""
+    tagged = _tagged_rows(project)
+    current = base if tagged.empty else _apply_difference(base, _apply_tags(project, tagged))
+    missing = book.missing_count(project)
+    if missing:
+        counts = dict(current["exception_counts"])
+        counts[ExceptionCode.MISSING_FROM_SNAPSHOT.value] = missing
+        listed = _missing_entries(book.missing_orders(project, limit=EXCEPTION_LIST_LIMIT))
+        current = {
+            **current,
+            "exception_counts": counts,
+            "exceptions": (current["exceptions"] + listed)[:EXCEPTION_LIST_LIMIT],
+        }
+    return current
+
+
+def _book_status(project) -> str:
+    """Failed only when no import of the project verified anything."""
+    verified = ReconciliationImport.objects.filter(
+        data_request__project=project, status__in=VERIFIED_IMPORT_STATUSES
+    ).exists()
+    return ReconciliationImport.Status.ACCEPTED if verified else ReconciliationImport.Status.FAILED
+
+
+def _save_book(book_summary: BookSummary, base: dict, current: dict, **fields) -> int:
+    """Write the book's summary and move its version forward by one,
+    compare-and-set on the version read under the lock. Returns the new
+    version."""
+    version = book_summary.version
+    _write(book_summary, base, current, import_status=_book_status(book_summary.project))
+    changed = BookSummary.objects.filter(pk=book_summary.pk, version=version).update(
+        version=version + 1,
+        effective_status=book_summary.effective_status,
+        totals=book_summary.totals,
+        by_day=book_summary.by_day,
+        by_source_event=book_summary.by_source_event,
+        by_program=book_summary.by_program,
+        by_discount_code=book_summary.by_discount_code,
+        exceptions=book_summary.exceptions,
+        exception_count=book_summary.exception_count,
+        updated_at=timezone.now(),
+        **fields,
+    )
+    if changed != 1:
+        raise Conflict("book_moved", gettext("訂單簿剛被另一個動作更新，請重試。"))
+    book_summary.version = version + 1
+    return book_summary.version
+
+
+def advance_book(
+    *, book_summary: BookSummary, reconciliation_import: ReconciliationImport, versions, actor=None
+) -> BookSummary:
+    """The book's summary after an import moved the book (called inside the
+    import's transaction, the book locked)."""
+    base = book_summary.totals.get("import_time") or _empty_base()
+    base = _combine(base, versions.incoming, versions.previous)
+    # Repeats inside a file never enter the book; the book still counts
+    # every repeated row its files had.
+    base["totals"]["duplicate_rows"] = (
+        base["totals"].get("duplicate_rows", 0) + reconciliation_import.duplicate_count
+    )
+    current = _current(book_summary.project, base)
+    _save_book(book_summary, base, current, as_of_import=reconciliation_import)
+    book_summary.as_of_import = reconciliation_import
+    _tell_louis_if_changed(
+        book_summary,
+        cause=gettext("%(name)s 匯入了新版本") % {"name": reconciliation_import.upload.original_name},
+    )
+    return book_summary
+
+
+def recompute_summary(*, project: Project, cause: str = "") -> BookSummary | None:
+    """Bring the book's summary up to date with Huber's current tags. Call
+    after every tagging action; cost grows with the number of tagged orders,
+    not with the size of the book."""
     with transaction.atomic():
-        # One recompute at a time per import, so a slower, older one never
-        # overwrites a newer one.
-        summary = (
-            ImportSummary.objects.select_for_update(of=("self",))
-            .select_related("reconciliation_import")
-            .get(pk=reconciliation_import.pk)
+        book_summary = (
+            BookSummary.objects.select_for_update().filter(pk=project.pk).first()
         )
-        base = summary.totals["import_time"]
-        tagged = _tagged_rows(reconciliation_import)
-        current = (
-            base
-            if tagged.empty
-            else _apply_difference(base, _apply_tags(reconciliation_import, tagged))
+        if book_summary is None:
+            return None
+        base = book_summary.totals.get("import_time") or _empty_base()
+        _save_book(book_summary, base, _current(project, base))
+        _tell_louis_if_changed(book_summary, cause=cause or gettext("佐證標記有變更"))
+    return book_summary
+
+
+def rebuild_book_summary(*, project: Project) -> BookSummary:
+    """The book's summary computed from every order of the book (after the
+    migration that built the book, or to check the incremental one)."""
+    with transaction.atomic():
+        book_summary = book.lock(project)
+        orders = sql_frame(
+            f"SELECT {quoted_columns(Order, 'o', _ROW_FIELDS)} FROM "  # noqa: S608
+            f"{connection.ops.quote_name(Order._meta.db_table)} o "
+            f"WHERE o.{connection.ops.quote_name('project_id')} = %s",
+            [_project_param(project)],
+            _ROW_FIELDS,
         )
-        _write(summary, base, current)
-        summary.save()
-    return summary
+        base = _combine(_empty_base(), orders, None)
+        latest = (
+            ReconciliationImport.objects.filter(data_request__project=project)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        _save_book(book_summary, base, _current(project, base), as_of_import=latest)
+    return book_summary
 
 
 # --- The guard and Louis's decision ---------------------------------------------------
@@ -709,25 +836,39 @@ class RevenueStatus(models.TextChoices):
     PAUSED = "paused", _("暫停認列")
 
 
-def latest_verified_import(project: Project | None) -> ReconciliationImport | None:
-    """The newest import whose numbers are verified (accepted or partial).
-    None means the period's revenue is unverified (seed test D)."""
+def book_for(project: Project | None) -> BookSummary | None:
+    """The project's book when a verified (accepted or partial) import built
+    it. None means the period's revenue is unverified (seed test D)."""
+    if project is None:
+        return None
+    summary = (
+        BookSummary.objects.filter(project=project)
+        .select_related("as_of_import__data_request", "as_of_import__upload", "project")
+        .defer(
+            "as_of_import__upload__row_errors",
+            "as_of_import__upload__file_errors",
+            "as_of_import__upload__warnings",
+        )
+        .first()
+    )
+    if summary is None or summary.effective_status == ReconciliationImport.Status.FAILED:
+        return None
+    return summary
+
+
+def latest_decision(project: Project | None) -> RevenueDecision | None:
     if project is None:
         return None
     return (
-        ReconciliationImport.objects.filter(
-            data_request__project=project, status__in=VERIFIED_IMPORT_STATUSES
-        )
-        .select_related("summary", "data_request", "upload")
-        # The page shows the file's name; its error lists are not needed.
-        .defer("upload__row_errors", "upload__file_errors", "upload__warnings")
+        RevenueDecision.objects.filter(project=project)
+        .select_related("decided_by__user")
         .order_by("-created_at", "-id")
         .first()
     )
 
 
-def revenue_status(reconciliation_import, decision: RevenueDecision | None) -> str:
-    if reconciliation_import is None:
+def revenue_status(book_summary, decision: RevenueDecision | None) -> str:
+    if book_summary is None:
         return RevenueStatus.UNVERIFIED
     if decision is None:
         return RevenueStatus.VERIFIED
@@ -736,13 +877,59 @@ def revenue_status(reconciliation_import, decision: RevenueDecision | None) -> s
     return RevenueStatus.PAUSED
 
 
+def decision_delta(book_summary: BookSummary | None, decision: RevenueDecision | None) -> dict:
+    """Whether the book moved since Louis's decision, and by how much."""
+    if book_summary is None or decision is None:
+        return {"changed_since_decision": False, "delta": None}
+    changed = decision.book_version is None or decision.book_version < book_summary.version
+    paid_amount = round(float(book_summary.totals.get("paid_amount", 0)), 2)
+    paid_orders = int(book_summary.totals.get("paid_orders", 0))
+    before_amount = float(decision.verified_amount or 0)
+    before_orders = int(decision.verified_orders or 0)
+    return {
+        "changed_since_decision": changed,
+        "delta": {
+            "paid_amount": round(paid_amount - before_amount, 2),
+            "paid_orders": paid_orders - before_orders,
+            "book_versions": book_summary.version - (decision.book_version or 0),
+        }
+        if changed
+        else None,
+    }
+
+
+def _tell_louis_if_changed(book_summary: BookSummary, *, cause: str) -> None:
+    decision = latest_decision(book_summary.project)
+    if decision is None:
+        return
+    state = decision_delta(book_summary, decision)
+    if not state["changed_since_decision"]:
+        return
+    from reconciliation.services.notify import sync_book_changed
+
+    sync_book_changed(
+        project=book_summary.project,
+        louis=book_summary.project.owner_profile or decision.decided_by,
+        version=book_summary.version,
+        delta=state["delta"],
+        cause=cause,
+    )
+
+
 def record_revenue_decision(
-    *, decided_by, decision: str, note: str = "", project: Project | None = None
+    *,
+    decided_by,
+    decision: str,
+    note: str = "",
+    project: Project | None = None,
+    expected_version: int | None = None,
 ) -> RevenueDecision:
     """Louis approves (recognised) or pauses (paused) recognition of the
-    latest verified import. A partial import is approved for its unblocked
-    rows only: the decision freezes the recognised amount and the number of
-    rows held back."""
+    book as it is now. Partial books are approved for their unblocked orders
+    only: the decision freezes the book version, the recognised amount, the
+    verified orders and the number held back. With `expected_version` (the
+    version the page showed him) a book that moved since is refused (409):
+    he approves what he saw."""
     if not can(decided_by, Action.DECIDE_REVENUE):
         raise Forbidden("forbidden", gettext("只有 Louis 能決定營收認列。"))
     if decision not in RevenueDecision.Decision.values:
@@ -754,18 +941,29 @@ def record_revenue_decision(
         project = default_project()
     actor = profile_for(decided_by)
     with transaction.atomic():
-        reconciliation_import = latest_verified_import(project)
-        if reconciliation_import is None:
+        if book_for(project) is None:
             raise Conflict(
                 "nothing_verified",
                 gettext("尚無已驗收的對帳匯入：營收仍未驗證，沒有可以認列或暫停的數字。"),
             )
-        summary = recompute_summary(reconciliation_import=reconciliation_import)
+        book_summary = BookSummary.objects.select_for_update().get(pk=project.pk)
+        if expected_version is not None and expected_version != book_summary.version:
+            raise Conflict(
+                "book_changed",
+                gettext("你看到的數字之後訂單簿又變了，請重新檢視再決定。"),
+            )
         approve = decision == RevenueDecision.Decision.APPROVE
-        paid_amount = Decimal(str(summary.totals.get("paid_amount", 0))).quantize(Decimal("0.01"))
-        held_rows = int(summary.totals.get("held_orders", 0))
+        paid_amount = Decimal(str(book_summary.totals.get("paid_amount", 0))).quantize(
+            Decimal("0.01")
+        )
+        paid_orders = int(book_summary.totals.get("paid_orders", 0))
+        held_rows = int(book_summary.totals.get("held_orders", 0))
         made = RevenueDecision.objects.create(
-            reconciliation_import=reconciliation_import,
+            reconciliation_import=book_summary.as_of_import,
+            project=project,
+            book_version=book_summary.version,
+            verified_amount=paid_amount,
+            verified_orders=paid_orders,
             decision=decision,
             note=note,
             recognised_amount=paid_amount if approve else None,
@@ -775,11 +973,11 @@ def record_revenue_decision(
         record_audit(
             verb=AuditEvent.Verb.REVENUE_DECIDED,
             actor=actor,
-            data_request=reconciliation_import.data_request,
+            data_request=book_summary.as_of_import.data_request,
             message=(
                 (
-                    gettext("%(actor)s 認列已驗證實收 NT$%(amount)s")
-                    % {"actor": actor, "amount": f"{paid_amount:,.0f}"}
+                    gettext("%(actor)s 認列已驗證實收 NT$%(amount)s（%(orders)s 筆）")
+                    % {"actor": actor, "amount": f"{paid_amount:,.0f}", "orders": f"{paid_orders:,}"}
                     + (
                         gettext("，保留 %(n)s 筆待釐清訂單") % {"n": f"{held_rows:,}"}
                         if held_rows
@@ -791,8 +989,10 @@ def record_revenue_decision(
             )
             + (gettext("。備註：%(note)s") % {"note": note} if note else "。"),
             decision=decision,
-            import_id=str(reconciliation_import.pk),
+            import_id=str(book_summary.as_of_import_id),
+            book_version=book_summary.version,
             recognised_amount=str(paid_amount) if approve else None,
+            verified_orders=paid_orders,
             held_back_rows=held_rows,
             note=note,
         )

@@ -137,13 +137,24 @@ def _keep(temporary: Path, sha256: str) -> str:
 
 
 def receive_upload(
-    *, data_request: DataRequest, uploaded_by, file, original_name: str, content_type: str = ""
+    *,
+    data_request: DataRequest,
+    uploaded_by,
+    file,
+    original_name: str,
+    content_type: str = "",
+    mode: str = Upload.Mode.SNAPSHOT,
 ) -> UploadOutcome:
     """Keep, record and validate one uploaded file (the steps are in the
     module docstring). Raises DomainError for a refused upload (413 too
     large, 409 the request no longer takes files)."""
     if getattr(file, "size", None) is not None and file.size > max_upload_bytes():
         raise too_large(file.size)
+    mode = mode or Upload.Mode.SNAPSHOT
+    if mode not in Upload.Mode.values:
+        raise InvalidInput(
+            "invalid_mode", _("mode 只能是 snapshot（完整快照）或 incremental（增量）。")
+        )
     temporary, sha256, size = _stream_to_temporary(file)
     earlier = Upload.objects.filter(data_request=data_request, sha256=sha256).first()
     if earlier is not None:
@@ -157,7 +168,7 @@ def receive_upload(
             earlier = finish_upload(upload=earlier)
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
     data_request.refresh_from_db(fields=["status"])
-    if data_request.status not in DataRequest.AWAITING_FILE:
+    if data_request.status not in DataRequest.TAKES_FILES:
         temporary.unlink(missing_ok=True)
         raise _not_taking_files(data_request)
     relative = _keep(temporary, sha256)
@@ -173,6 +184,7 @@ def receive_upload(
                 size=size,
                 sha256=sha256,
                 storage_path=relative,
+                mode=mode,
             )
             DataRequest.objects.filter(
                 pk=data_request.pk,
@@ -203,12 +215,9 @@ def receive_upload(
 
 
 def _not_taking_files(data_request: DataRequest) -> Conflict:
-    if data_request.status == DataRequest.Status.ACCEPTED:
-        message = _("這個請求已經有驗收通過的檔案；要換檔請先請 Louis 結案並重開請求。")
-    else:
-        message = _("這個請求目前是「%(status)s」，不再收檔。") % {
-            "status": data_request.get_status_display()
-        }
+    message = _("這個請求目前是「%(status)s」，不再收檔。") % {
+        "status": data_request.get_status_display()
+    }
     return Conflict(
         "request_not_awaiting_file",
         {"message": message, "request_status": data_request.status},
@@ -266,7 +275,7 @@ def finish_upload(*, upload: Upload) -> Upload:
 
 def _on_accepted(upload: Upload) -> None:
     data_request = upload.data_request
-    DataRequest.objects.filter(pk=data_request.pk, status__in=DataRequest.AWAITING_FILE).update(
+    DataRequest.objects.filter(pk=data_request.pk, status__in=DataRequest.TAKES_FILES).update(
         status=DataRequest.Status.ACCEPTED,
         artifact_ref=str(upload.pk),
         missing_fields=[],

@@ -3,7 +3,7 @@ tagging (inline, a selection, or everything the filter matches), the tag-file
 import and the exports. Louis reads; Huber tags."""
 
 import html
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import ImportSummary, OrderEvidence, OrderRow
+from reconciliation.models import OrderEvidence, OrderRow
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import evidence as queue
 from reconciliation.services import evidence as evidence_service
@@ -59,7 +59,7 @@ def _amount(value) -> str:
     return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
 
 
-def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> str:
+def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
     """The queue's table rows as HTML. Built here rather than in a template
     loop: the template engine spent ~1 ms a row (filters, translations and
     the per-row form), which alone broke the 100 ms page budget at 500 rows;
@@ -76,7 +76,6 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
         inline_form = (
             f'<td class="ev-quick"><form method="post" action="{_esc(reverse("evidence-tag"))}" class="ev-inline" data-inline-tag>'
             f'<input type="hidden" name="csrfmiddlewaretoken" value="{_esc(get_token(request))}">'
-            f'<input type="hidden" name="import_id" value="{_esc(import_id)}">'
             '<input type="hidden" name="scope" value="inline">'
             '<input type="hidden" name="order_ids" value="{order_id}">'
             f'<input type="hidden" name="next" value="{_esc(here)}">'
@@ -87,6 +86,9 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
         )
     select_label = _("選取 %(order)s")
     rebuy_label = _("重買自 %(order)s")
+    stale_text = _esc(_("需複查：標記後訂單有變更"))
+    changed_text = _esc(_("已變更（第 %(n)s 版）"))
+    order_base = reverse("order-detail", args=["__ORDER__"])
     # Column names repeated on each cell for the phone layout (CSS shows
     # them as labels when the table becomes one card per order).
     label = {
@@ -108,7 +110,10 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
                 f'<td class="ev-check"><input type="checkbox" name="order_ids" value="{order_id}" '
                 f'form="bulk-form" aria-label="{_esc(select_label % {"order": row.order_id})}"></td>'
             )
-        parts.append(f'<td class="ev-order"><b>{order_id}</b>')
+        link = _esc(order_base.replace("__ORDER__", quote(row.order_id, safe="")))
+        parts.append(f'<td class="ev-order"><a href="{link}"><b>{order_id}</b></a>')
+        if row.changed_import_id is not None:
+            parts.append(f'<div class="small warn">{changed_text % {"n": row.versions}}</div>')
         if row.exception_code:
             parts.append(f'<div class="small bad">{_esc(row.exception_code)}</div>')
         if row.rebuy_of:
@@ -132,6 +137,8 @@ def render_queue_rows(request, rows, *, can_tag: bool, import_id, here: str) -> 
                 f'<div class="small">{_esc(row.evidence_summary)} · {_esc(row.tagged_by)} '
                 f"{_short_time(row.ev_created_at)}</div>"
             )
+            if row.tag_stale:
+                parts.append(f'<div class="small bad" data-stale-tag>{stale_text}</div>')
         else:
             parts.append(f'<span class="status ev-tag-none">{untagged}</span>')
         parts.append("</td>")
@@ -153,7 +160,7 @@ def _short_time(value) -> str:
 @permission_required(Action.VIEW_EVIDENCE)
 def evidence_queue(request):
     try:
-        reconciliation_import = queue.resolve_import(request.GET.get("import_id") or None)
+        book = queue.resolve_book()
     except DomainError as exc:
         return render(
             request,
@@ -164,37 +171,30 @@ def evidence_queue(request):
     problem = None
     try:
         flt = queue.parse_filter(
-            request.GET, reconciliation_import=reconciliation_import, default_tag=queue.UNTAGGED
+            request.GET, book=book, default_tag=queue.UNTAGGED
         )
     except DomainError as exc:
         problem = _detail_text(exc)
         flt = queue.parse_filter(
-            {}, reconciliation_import=reconciliation_import, default_tag=queue.UNTAGGED
+            {}, book=book, default_tag=queue.UNTAGGED
         )
     page_size = queue.clamp_page_size(request.GET.get("limit") or queue.DEFAULT_PAGE_SIZE)
     try:
         page = queue.queue_page(
-            reconciliation_import,
+            book,
             flt,
             cursor=request.GET.get("cursor") or None,
             page_size=page_size,
         )
     except DomainError as exc:
         problem = _detail_text(exc)
-        page = queue.queue_page(reconciliation_import, flt, page_size=page_size)
-    counts = queue.tag_counts(reconciliation_import, flt.program_id)
-    matching = queue.matching_count(reconciliation_import, flt, counts)
+        page = queue.queue_page(book, flt, page_size=page_size)
+    counts = queue.tag_counts(book, flt.program_id)
+    matching = queue.matching_count(book, flt, counts)
     params = flt.as_params()
-    if request.GET.get("import_id"):
-        # An older import stays selected across filters and pages.
-        params["import_id"] = str(reconciliation_import.pk)
     if page_size != queue.DEFAULT_PAGE_SIZE:
         params["limit"] = page_size
-    summary = (
-        ImportSummary.objects.filter(pk=reconciliation_import.pk)
-        .only("by_source_event", "by_discount_code", "effective_status")
-        .first()
-    )
+    summary = book
     tag_cards = [
         (queue.UNTAGGED, _("未標記"), f"{counts.untagged:,}", counts.untagged),
         *[
@@ -210,14 +210,16 @@ def evidence_queue(request):
         request,
         "reconciliation/evidence.html",
         {
-            "imp": reconciliation_import,
+            "book": book,
             "summary": summary,
+            "stale_count": queue.stale_count(book),
+            "filter_import": queue.resolve_import(book, flt.import_id) if flt.import_id else None,
             "flt": flt,
             "params": params,
             "page": page,
             "rows": page.rows,
             "rows_html": render_queue_rows(
-                request, page.rows, can_tag=can_tag, import_id=reconciliation_import.pk, here=here
+                request, page.rows, can_tag=can_tag, here=here
             ),
             "counts": counts,
             "tag_cards": tag_cards,
@@ -225,8 +227,8 @@ def evidence_queue(request):
             "matching_text": f"{matching:,}",
             "counts_text": {"tagged": f"{counts.tagged:,}", "total": f"{counts.total:,}"},
             "problem": problem,
-            "training_program": queue.training_program_id(reconciliation_import),
-            "programs": [(p, f"{n:,}") for p, n in queue.program_choices(reconciliation_import)],
+            "training_program": queue.training_program_id(book),
+            "programs": [(p, f"{n:,}") for p, n in queue.program_choices(book)],
             "source_events": [r["key"] for r in (summary.by_source_event if summary else [])][:100],
             "discount_codes": [r["key"] for r in (summary.by_discount_code if summary else [])][
                 :100
@@ -281,7 +283,7 @@ def evidence_tag(request):
     fallback = reverse("evidence")
     back = _safe_next(request, fallback)
     try:
-        reconciliation_import = queue.resolve_import(request.POST.get("import_id") or None)
+        book = queue.resolve_book()
         scope = request.POST.get("scope", "selection")
         tag = request.POST.get("tag", "")
         refs = {name: request.POST.get(name, "") for name in evidence_service.REFERENCE_FIELDS}
@@ -297,7 +299,7 @@ def evidence_tag(request):
                 if key.startswith(FILTER_PREFIX)
             }
             queue_filter = queue.parse_filter(
-                filter_params, reconciliation_import=reconciliation_import
+                filter_params, book=book
             )
             expected_raw = request.POST.get("expected_count", "")
             expected = int(expected_raw) if expected_raw.isdigit() else None
@@ -305,7 +307,7 @@ def evidence_tag(request):
             order_ids = request.POST.getlist("order_ids")
         result = evidence_service.tag_orders(
             actor=request.user,
-            reconciliation_import=reconciliation_import,
+            book=book,
             tag=tag,
             order_ids=order_ids,
             queue_filter=queue_filter,
@@ -328,7 +330,7 @@ def evidence_import(request):
     """Upload a tag file; show what was applied and every error by row."""
     report = None
     try:
-        reconciliation_import = queue.resolve_import(request.POST.get("import_id") or None)
+        book = queue.resolve_book()
     except DomainError as exc:
         messages.error(request, _detail_text(exc))
         return redirect("evidence")
@@ -345,7 +347,7 @@ def evidence_import(request):
         else:
             report = evidence_service.import_tag_file(
                 actor=request.user,
-                reconciliation_import=reconciliation_import,
+                book=book,
                 data=data,
                 original_name=name,
                 apply_valid_only=apply_valid_only,
@@ -356,13 +358,13 @@ def evidence_import(request):
                     _("已套用 %(n)s 筆標記，營收摘要已重算。") % {"n": f"{report.applied:,}"},
                 )
     counts = queue.tag_counts(
-        reconciliation_import, queue.training_program_id(reconciliation_import)
+        book, queue.training_program_id(book)
     )
     return render(
         request,
         "reconciliation/evidence_import.html",
         {
-            "imp": reconciliation_import,
+            "book": book,
             "report": report,
             "counts": counts,
             "columns": evidence_files.TAG_FILE_COLUMNS,
@@ -392,15 +394,15 @@ def evidence_export(request, fmt):
     if fmt not in ("csv", "xlsx"):
         raise Http404
     try:
-        reconciliation_import = queue.resolve_import(request.GET.get("import_id") or None)
-        flt = queue.parse_filter(request.GET, reconciliation_import=reconciliation_import)
+        book = queue.resolve_book()
+        flt = queue.parse_filter(request.GET, book=book)
     except DomainError as exc:
         messages.error(request, _detail_text(exc))
         return redirect("evidence")
     rows = queue.as_queue_rows(
-        queue.queue_rows(reconciliation_import, flt).order_by("id"), stream=True
+        queue.queue_rows(book, flt).order_by("id"), stream=True
     )
-    if fmt == "xlsx" and queue.queue_rows(reconciliation_import, flt).count() > XLSX_EXPORT_LIMIT:
+    if fmt == "xlsx" and queue.queue_rows(book, flt).count() > XLSX_EXPORT_LIMIT:
         # A workbook is built in memory; past this size CSV streams instead.
         messages.error(
             request,

@@ -29,6 +29,12 @@ class RevenueDecisionForm(forms.Form):
     decision = forms.ChoiceField(
         label=gettext_lazy("決定"), choices=RevenueDecision.Decision.choices
     )
+    # The book version the page showed: a book that moved since is refused,
+    # so Louis approves the figures he saw.
+    book_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(
+        required=False, label=gettext_lazy("我已看過上面的金額、訂單數與佐證進度")
+    )
     note = forms.CharField(
         label=gettext_lazy("備註"),
         required=False,
@@ -84,11 +90,18 @@ def scorecard_decide(request):
     if not form.is_valid():
         messages.error(request, _("請選擇認列或暫停。"))
         return redirect("scorecard")
+    if (
+        form.cleaned_data["decision"] == RevenueDecision.Decision.APPROVE
+        and not form.cleaned_data["confirm"]
+    ):
+        messages.error(request, _("認列前請勾選確認：你已看過要認列的金額、訂單數與佐證進度。"))
+        return redirect("scorecard")
     try:
         made = record_revenue_decision(
             decided_by=request.user,
             decision=form.cleaned_data["decision"],
             note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data.get("book_version"),
         )
     except DomainError as exc:
         messages.error(request, exc.detail if isinstance(exc.detail, str) else str(exc.detail))
@@ -177,7 +190,7 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
                     e["program_id"],
                 ]
                 for e in card.describe_exceptions(
-                    open_exceptions(reconciliation_import=card.reconciliation_import)
+                    open_exceptions(project=card.project)
                 )
             ],
         )

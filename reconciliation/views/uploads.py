@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from reconciliation import schema
 from reconciliation.api.uploads import report_response
 from reconciliation.errors import DomainError
-from reconciliation.models import DataRequest, Upload
+from reconciliation.models import DataRequest, ReconciliationImport, Upload
 from reconciliation.permissions import Action
 from reconciliation.services.uploads import (
     max_upload_bytes,
@@ -35,6 +35,16 @@ class UploadForm(forms.Form):
             }
         ),
     )
+    mode = forms.ChoiceField(
+        label=_("這份檔案是"),
+        choices=[
+            (Upload.Mode.SNAPSHOT, _("完整快照：整個期間目前的樣子（訂單簿裡有、檔案裡沒有的訂單會列為例外）")),
+            (Upload.Mode.INCREMENTAL, _("增量：只有新增或變更的訂單")),
+        ],
+        initial=Upload.Mode.SNAPSHOT,
+        required=False,
+        widget=forms.RadioSelect,
+    )
 
 
 def _upload_context(request, data_request: DataRequest, **extra) -> dict:
@@ -51,16 +61,22 @@ def _upload_context(request, data_request: DataRequest, **extra) -> dict:
         result = next((u for u in uploads if u.pk == wanted_id), None)
         if result is None and wanted_id is not None:
             result = data_request.uploads.filter(pk=wanted_id).first()
+    result_import = (
+        ReconciliationImport.objects.filter(upload=result).select_related("summary").first()
+        if result is not None and result.schema_status == Upload.SchemaStatus.ACCEPTED
+        else None
+    )
     return {
         "req": data_request,
         "form": extra.pop("form", None) or UploadForm(),
         "result": result,
+        "result_import": result_import,
         "duplicate": request.GET.get("duplicate") == "1",
         "uploads": uploads,
         "columns": schema.COLUMNS,
         "max_mb": max_upload_bytes() // 1_048_576,
         "max_bytes": max_upload_bytes(),
-        "takes_files": data_request.status in DataRequest.AWAITING_FILE,
+        "takes_files": data_request.status in DataRequest.TAKES_FILES,
         **extra,
     }
 
@@ -88,6 +104,7 @@ def upload_page(request, pk):
                     file=uploaded,
                     original_name=uploaded.name,
                     content_type=uploaded.content_type or "",
+                    mode=form.cleaned_data.get("mode") or Upload.Mode.SNAPSHOT,
                 )
             except DomainError as exc:
                 error = exc

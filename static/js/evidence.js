@@ -44,7 +44,6 @@
   var fieldsNode = document.getElementById("ev-inline-fields");
   var inlineFields = fieldsNode ? JSON.parse(fieldsNode.textContent) : {};
   var api = table.getAttribute("data-api");
-  var importId = table.getAttribute("data-import-id");
 
   function number(n) { return Number(n).toLocaleString("en-US"); }
 
@@ -103,7 +102,6 @@
     var button = form.querySelector("button");
     var ref = refInput.value.trim();
     var payload = {
-      import_id: importId,
       order_ids: [form.querySelector("input[name=order_ids]").value],
       tag: select.value
     };

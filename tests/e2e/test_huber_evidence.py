@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from reconciliation.management.commands._evidence_data import (
+from reconciliation.management.commands._orders_data import (
     TRAINING_PROGRAM,
     frame_from_rows,
     import_from_frame,

@@ -34,7 +34,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test import Client
 
-from reconciliation.management.commands._evidence_data import (
+from reconciliation.management.commands._orders_data import (
     TRAINING_PROGRAM,
     import_from_frame,
     synthetic_frame,
