@@ -214,7 +214,9 @@ class Upload(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     row_count = models.IntegerField(default=0)
     report_path = models.CharField(max_length=500, blank=True)
-    mode = models.CharField(_("匯入方式"), max_length=12, choices=Mode.choices, default=Mode.SNAPSHOT)
+    mode = models.CharField(
+        _("匯入方式"), max_length=12, choices=Mode.choices, default=Mode.SNAPSHOT
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -70,7 +70,9 @@ def test_an_order_of_an_earlier_file_is_not_a_duplicate_and_not_its_own_rebuy():
         frame(
             order("A1", "paid"),
             order("A2", "paid", customer="c2", when="2026-05-13 20:00"),  # A2 again, now paid
-            order("A3", "paid", customer="c2", when="2026-05-14 20:00"),  # re-buys A2? no: A2 is back
+            order(
+                "A3", "paid", customer="c2", when="2026-05-14 20:00"
+            ),  # re-buys A2? no: A2 is back
         ),
         earlier=refunds[
             ["order_id", "classification", "amount", "customer_key", "program_id", "created_at"]

@@ -22,9 +22,9 @@ from reconciliation.management.commands._orders_data import (
 )
 from reconciliation.models import (
     AuditEvent,
-    ImportSummary,
+    BookSummary,
+    Order,
     OrderEvidence,
-    OrderRow,
     OrderTag,
 )
 from reconciliation.selectors import evidence as queue
@@ -49,14 +49,20 @@ def _csv(rows, header=("order_id", "tag", "payment_ref", "refund_ref", "evidence
     return buffer.getvalue().encode("utf-8")
 
 
+def _book(reconciliation_import):
+    return BookSummary.objects.get(pk=reconciliation_import.data_request.project_id)
+
+
 def _totals(reconciliation_import):
-    return ImportSummary.objects.get(pk=reconciliation_import.pk).totals
+    return _book(reconciliation_import).totals
 
 
 def _training_ids(reconciliation_import, **filters):
     return list(
-        OrderRow.objects.filter(
-            reconciliation_import=reconciliation_import, program_id=TRAINING_PROGRAM, **filters
+        Order.objects.filter(
+            project=reconciliation_import.data_request.project,
+            program_id=TRAINING_PROGRAM,
+            **filters,
         )
         .order_by("id")
         .values_list("order_id", flat=True)
@@ -120,7 +126,7 @@ def test_filters_and_search(project, api_as, huber):
                 {
                     "order_id": "A-3",
                     "payment_status": "pending",
-                    "payment_ref": "",
+                    "payment_ref": "PEND-3",
                     "discount_code": "VIP",
                     "created_at": T0 + timedelta(days=3),
                 },
@@ -136,23 +142,25 @@ def test_filters_and_search(project, api_as, huber):
         return [r["order_id"] for r in body["results"]]
 
     assert ids(payment_status="refunded") == ["A-2"]
-    assert ids(classification="duplicate") == ["A-1"]
+    # The queue lists orders: the repeat of A-1 inside the file is a row of
+    # the file's history, not a second order.
+    assert ids(classification="duplicate") == []
     assert ids(source_event="LIVE-0513") == ["A-2"]
     assert ids(discount_code="VIP") == ["A-3"]
     assert ids(date_from="2026-05-15") == ["A-3"]
-    assert ids(date_to="2026-05-14") == ["A-1", "A-2", "A-1"]
+    assert ids(date_to="2026-05-14") == ["A-1", "A-2"]
     assert ids(q="PAY-2") == ["A-2"]
     assert ids(q="A-3") == ["A-3"]
     tag_orders(
         actor=huber,
-        reconciliation_import=imp,
+        project=imp.data_request.project,
         tag="refunded",
         order_ids=["A-2"],
         refund_ref="RF-777",
     )
     assert ids(q="RF-777") == ["A-2"]
     assert ids(tag="refunded") == ["A-2"]
-    assert ids(untagged="true") == ["A-1", "A-3", "A-1"]
+    assert ids(untagged="true") == ["A-1", "A-3"]
 
 
 def test_page_queries_do_not_grow_with_page_size(
@@ -161,10 +169,10 @@ def test_page_queries_do_not_grow_with_page_size(
     imp = import_from_frame(synthetic_frame(600, training=600, seed=3), project=project)
     tag_orders(
         actor=huber,
-        reconciliation_import=imp,
+        project=imp.data_request.project,
         tag="paid",
         queue_filter=queue.parse_filter(
-            {"tag": "untagged", "payment_status": "paid"}, reconciliation_import=imp
+            {"tag": "untagged", "payment_status": "paid"}, book=_book(imp)
         ),
         payment_ref="BANK-0521",
     )
@@ -194,8 +202,10 @@ def test_tag_by_order_ids_writes_history_tag_and_one_audit_event(small_import, a
     assert body["tagged"] == 3
     assert body["counts"]["paid"] == 3 and body["counts"]["untagged"] == 27
     assert OrderEvidence.objects.count() == 3
-    assert OrderTag.objects.filter(tag="paid", reconciliation_import=small_import).count() == 3
-    tag = OrderTag.objects.select_related("evidence").get(order_row__order_id=ids[0])
+    assert (
+        OrderTag.objects.filter(tag="paid", project=small_import.data_request.project).count() == 3
+    )
+    tag = OrderTag.objects.select_related("evidence").get(order__order_id=ids[0])
     assert tag.evidence.payment_ref == "BANK-1" and tag.evidence.created_by.username == "huber"
     event = AuditEvent.objects.get(verb=AuditEvent.Verb.EVIDENCE_TAGGED)
     assert event.data["count"] == 3 and event.data["source"] == "order_ids"
@@ -205,7 +215,7 @@ def test_tag_by_order_ids_writes_history_tag_and_one_audit_event(small_import, a
     # A second action: a new history row per order, the current tag moves.
     api_as(huber).post(EVIDENCE, {"order_ids": ids[:1], "tag": "refunded", "refund_ref": "RF-9"})
     assert OrderEvidence.objects.filter(order_row__order_id=ids[0]).count() == 2
-    assert OrderTag.objects.get(order_row__order_id=ids[0]).tag == "refunded"
+    assert OrderTag.objects.get(order__order_id=ids[0]).tag == "refunded"
     assert OrderTag.objects.count() == 3
 
 
@@ -263,10 +273,10 @@ def test_bulk_tag_every_order_matching_a_filter(small_import, api_as, huber):
     assert response.status_code == 201, response.content
     assert response.json()["tagged"] == len(paid_untagged)
     assert set(
-        OrderTag.objects.filter(tag="paid").values_list("order_row__order_id", flat=True)
+        OrderTag.objects.filter(tag="paid").values_list("order__order_id", flat=True)
     ) == set(paid_untagged)
     # Other programmes were not touched by the training-programme filter.
-    assert not OrderTag.objects.exclude(order_row__program_id=TRAINING_PROGRAM).exists()
+    assert not OrderTag.objects.exclude(order__program_id=TRAINING_PROGRAM).exists()
     events = AuditEvent.objects.filter(verb=AuditEvent.Verb.EVIDENCE_TAGGED)
     assert events.count() == 1
     assert events.get().data["count"] == len(paid_untagged)
@@ -307,7 +317,7 @@ def test_history_is_append_only(small_import, huber):
     ids = _training_ids(small_import)[:1]
     tag_orders(
         actor=huber,
-        reconciliation_import=small_import,
+        project=small_import.data_request.project,
         tag="paid",
         order_ids=ids,
         payment_ref="P-1",
@@ -330,14 +340,19 @@ def test_current_tag_never_moves_back_to_older_evidence(small_import, huber):
     from reconciliation.services.evidence import move_current_tags, write_evidence
     from reconciliation.services.profiles import profile_for
 
-    row = OrderRow.objects.filter(reconciliation_import=small_import).first()
-    for entry in ((row.id, "paid", "P", "", "", ""), (row.id, "refunded", "", "R", "", "")):
+    row = Order.objects.filter(project=small_import.data_request.project).first()
+    for entry in (
+        (row.id, row.current_row_id, "paid", "P", "", "", ""),
+        (row.id, row.current_row_id, "refunded", "", "R", "", ""),
+    ):
         write_evidence(
-            reconciliation_import=small_import, entries=[entry], profile=profile_for(huber)
+            project=small_import.data_request.project, entries=[entry], profile=profile_for(huber)
         )
     older, newer = OrderEvidence.objects.order_by("id")
     assert OrderTag.objects.get(pk=row.id).evidence_id == newer.id
-    move_current_tags(reconciliation_import=small_import, written=[(row.id, older.id, "paid")])
+    move_current_tags(
+        project=small_import.data_request.project, written=[(row.id, older.id, "paid")]
+    )
     current = OrderTag.objects.get(pk=row.id)
     assert (current.evidence_id, current.tag) == (newer.id, "refunded")
 
@@ -373,7 +388,7 @@ def test_revenue_before_any_tag(revenue_import):
     totals = _totals(revenue_import)
     assert totals["paid_orders"] == 4 and totals["paid_amount"] == 112000
     assert totals["refunded_orders"] == 1
-    assert ImportSummary.objects.get(pk=revenue_import.pk).effective_status == "accepted"
+    assert _book(revenue_import).effective_status == "accepted"
 
 
 def test_refunded_tag_removes_the_order_from_revenue(revenue_import, api_as, huber):
@@ -405,7 +420,7 @@ def test_unresolved_holds_the_order_back_and_keeps_the_import_partial(
     revenue_import, api_as, huber
 ):
     api_as(huber).post(EVIDENCE, {"order_ids": ["R-4"], "tag": "unresolved", "note": "金流查無"})
-    summary = ImportSummary.objects.get(pk=revenue_import.pk)
+    summary = _book(revenue_import)
     assert summary.effective_status == "partial"
     assert summary.totals["paid_amount"] == 84000 and summary.totals["held_orders"] == 1
     assert any(e["order_id"] == "R-4" and e["owner"] == "huber" for e in summary.exceptions)
@@ -418,7 +433,7 @@ def test_unresolved_holds_the_order_back_and_keeps_the_import_partial(
 
 def test_paid_tag_on_an_exported_refund_is_an_exception_for_louis(revenue_import, api_as, huber):
     api_as(huber).post(EVIDENCE, {"order_ids": ["R-5"], "tag": "paid", "payment_ref": "BANK-5"})
-    summary = ImportSummary.objects.get(pk=revenue_import.pk)
+    summary = _book(revenue_import)
     assert summary.effective_status == "partial"
     conflict = [e for e in summary.exceptions if e["order_id"] == "R-5"]
     assert conflict and conflict[0]["code"] == "tag_conflict" and conflict[0]["owner"] == "louis"
@@ -439,10 +454,10 @@ def test_clean_csv_tag_file_is_applied_whole(small_import, huber):
         ]
     )
     report = import_tag_file(
-        actor=huber, reconciliation_import=small_import, data=data, original_name="tags.csv"
+        actor=huber, project=small_import.data_request.project, data=data, original_name="tags.csv"
     )
     assert report.ok and report.applied == 4 and report.status == "applied"
-    assert dict(OrderTag.objects.values_list("order_row__order_id", "tag")) == {
+    assert dict(OrderTag.objects.values_list("order__order_id", "tag")) == {
         ids[0]: "paid",
         ids[1]: "refunded",
         ids[2]: "rebought",
@@ -468,7 +483,7 @@ def test_tag_file_with_bad_rows_applies_nothing_and_lists_every_error(small_impo
         ]
     )
     report = import_tag_file(
-        actor=huber, reconciliation_import=small_import, data=data, original_name="t.csv"
+        actor=huber, project=small_import.data_request.project, data=data, original_name="t.csv"
     )
     assert not report.ok and report.applied == 0 and report.status == "rejected"
     assert [(e["row"], e["code"]) for e in report.row_errors] == [
@@ -493,13 +508,13 @@ def test_tag_file_with_bad_rows_applies_nothing_and_lists_every_error(small_impo
     # "Apply valid rows only": the one good row, one audit event.
     report = import_tag_file(
         actor=huber,
-        reconciliation_import=small_import,
+        project=small_import.data_request.project,
         data=data,
         original_name="t.csv",
         apply_valid_only=True,
     )
     assert report.applied == 1 and report.status == "applied_valid_rows"
-    assert list(OrderTag.objects.values_list("order_row__order_id", "tag")) == [(ids[0], "paid")]
+    assert list(OrderTag.objects.values_list("order__order_id", "tag")) == [(ids[0], "paid")]
     assert AuditEvent.objects.get(verb="evidence.tagged").data["skipped_rows"] == 7
 
 
@@ -516,20 +531,20 @@ def test_xlsx_tag_file_with_title_rows_and_chinese_headers(small_import, huber):
     workbook.save(buffer)
     report = import_tag_file(
         actor=huber,
-        reconciliation_import=small_import,
+        project=small_import.data_request.project,
         data=buffer.getvalue(),
         original_name="t.xlsx",
     )
     assert report.ok, report.as_dict()
     assert report.applied == 2
-    assert OrderTag.objects.get(order_row__order_id=ids[1]).evidence.evidence_ref == "SCREENSHOT-7"
+    assert OrderTag.objects.get(order__order_id=ids[1]).evidence.evidence_ref == "SCREENSHOT-7"
 
     # Row numbers count the title rows, as Excel shows them.
     sheet.append([ids[2], "nope", None, None, None, None])
     buffer = io.BytesIO()
     workbook.save(buffer)
     report = import_tag_file(
-        actor=huber, reconciliation_import=small_import, data=buffer.getvalue()
+        actor=huber, project=small_import.data_request.project, data=buffer.getvalue()
     )
     assert [(e["row"], e["column"]) for e in report.row_errors] == [(6, "tag")]
 
@@ -546,7 +561,7 @@ def test_xlsx_tag_file_with_title_rows_and_chinese_headers(small_import, huber):
     ],
 )
 def test_unusable_tag_files_are_file_errors(small_import, huber, data, code):
-    report = import_tag_file(actor=huber, reconciliation_import=small_import, data=data)
+    report = import_tag_file(actor=huber, project=small_import.data_request.project, data=data)
     assert [e["code"] for e in report.file_errors] == [code]
     assert report.applied == 0
 
@@ -554,7 +569,7 @@ def test_unusable_tag_files_are_file_errors(small_import, huber, data, code):
 def test_big5_csv_from_excel_is_read(small_import, huber):
     ids = _training_ids(small_import)
     data = f"訂單編號,標記,退款單號\n{ids[0]},已退款,RF-1\n".encode("cp950")
-    report = import_tag_file(actor=huber, reconciliation_import=small_import, data=data)
+    report = import_tag_file(actor=huber, project=small_import.data_request.project, data=data)
     assert report.ok and report.applied == 1
 
 
@@ -565,7 +580,7 @@ def test_page_shows_counts_progress_and_rows(small_import, client, huber):
     ids = _training_ids(small_import)
     tag_orders(
         actor=huber,
-        reconciliation_import=small_import,
+        project=small_import.data_request.project,
         tag="paid",
         order_ids=ids[:6],
         payment_ref="B",
@@ -616,7 +631,7 @@ def test_plain_form_tags_everything_the_filter_matches(small_import, client, hub
     )
     assert response.status_code == 302 and response["Location"] == "/evidence/"
     pending = _training_ids(small_import, payment_status="pending")
-    assert sorted(OrderTag.objects.values_list("order_row__order_id", flat=True)) == sorted(pending)
+    assert sorted(OrderTag.objects.values_list("order__order_id", flat=True)) == sorted(pending)
 
 
 def test_inline_plain_form_puts_the_reference_where_the_tag_says(small_import, client, huber):
@@ -641,7 +656,9 @@ def test_import_page_rejects_then_applies_valid_rows_from_the_kept_file(
     page = client.post(reverse("evidence-import"), {"file": upload}).content.decode()
     assert "未套用" in page and "NOPE-9" in page and 'data-testid="apply-valid-form"' in page
     assert not OrderTag.objects.exists()
-    report = import_tag_file(actor=huber, reconciliation_import=small_import, data=b"x")  # any file
+    report = import_tag_file(
+        actor=huber, project=small_import.data_request.project, data=b"x"
+    )  # any file
     assert report.file_errors
     sha = (
         __import__("hashlib")
@@ -653,7 +670,7 @@ def test_import_page_rejects_then_applies_valid_rows_from_the_kept_file(
         {"sha256": sha, "original_name": "tags.csv", "apply_valid_only": "1"},
     ).content.decode()
     assert "已套用有效列" in page
-    assert list(OrderTag.objects.values_list("order_row__order_id", flat=True)) == [ids[0]]
+    assert list(OrderTag.objects.values_list("order__order_id", flat=True)) == [ids[0]]
 
 
 def test_templates_download(small_import, client, huber):
@@ -683,7 +700,11 @@ def test_exports_are_formula_safe_hashed_and_reimportable(project, client, huber
         project=project,
     )
     tag_orders(
-        actor=huber, reconciliation_import=imp, tag="paid", order_ids=["E-1"], payment_ref="@cmd"
+        actor=huber,
+        project=imp.data_request.project,
+        tag="paid",
+        order_ids=["E-1"],
+        payment_ref="@cmd",
     )
     client.force_login(huber)
     response = client.get(reverse("evidence-export", args=["csv"]), {"tag": "all"})
@@ -704,7 +725,9 @@ def test_exports_are_formula_safe_hashed_and_reimportable(project, client, huber
 
     # The export's first six columns are a tag file: re-import it as it is.
     edited = text.replace("E-2,,", "E-2,unresolved,", 1)
-    report = import_tag_file(actor=huber, reconciliation_import=imp, data=edited.encode("utf-8"))
+    report = import_tag_file(
+        actor=huber, project=imp.data_request.project, data=edited.encode("utf-8")
+    )
     assert report.ok, report.as_dict()
 
 
@@ -798,7 +821,7 @@ def test_two_concurrent_bulk_actions_leave_each_order_on_its_newest_evidence(pro
             barrier.wait()
             tag_orders(
                 actor=huber,
-                reconciliation_import=imp,
+                project=imp.data_request.project,
                 tag=tag,
                 order_ids=list(reversed(ids)) if tag == "refunded" else ids,
                 **refs,
@@ -819,9 +842,9 @@ def test_two_concurrent_bulk_actions_leave_each_order_on_its_newest_evidence(pro
     assert errors == []
     assert OrderEvidence.objects.count() == 1200
     newest = dict(
-        OrderEvidence.objects.values("order_row_id")
+        OrderEvidence.objects.values("order_id")
         .annotate(newest=Max("id"))
-        .values_list("order_row_id", "newest")
+        .values_list("order_id", "newest")
     )
-    assert dict(OrderTag.objects.values_list("order_row_id", "evidence_id")) == newest
+    assert dict(OrderTag.objects.values_list("order_id", "evidence_id")) == newest
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.EVIDENCE_TAGGED).count() == 2

@@ -160,10 +160,12 @@ def test_a_fixed_file_after_a_failure_is_accepted(api_as, wade, data_request):
     data_request.refresh_from_db()
     assert data_request.status == DataRequest.Status.ACCEPTED
     assert data_request.missing_fields == []
-    # Accepted: a different file is refused, the accepted bytes again are not.
+    # Accepted: a corrected or top-up file is still welcome (a new import
+    # into the order book); the accepted bytes again are recognised.
     other = send(api_as(wade), data_request, samples.csv_bytes(samples.good_rows(2, start=50)))
-    assert other.status_code == 409
-    assert other.json()["error"] == "request_not_awaiting_file"
+    assert other.status_code == 201 and other.json()["schema_status"] == "accepted"
+    data_request.refresh_from_db()
+    assert data_request.status == DataRequest.Status.ACCEPTED
     same = send(api_as(wade), data_request, samples.csv_bytes(samples.good_rows(3)))
     assert same.status_code == 200 and same.json()["schema_status"] == "accepted"
 

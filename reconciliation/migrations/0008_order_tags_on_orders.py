@@ -20,9 +20,21 @@ from django.db import migrations, models
 
 EVIDENCE = "reconciliation_orderevidence"
 FIELDS = (
-    "id", "row_number", "order_id", "created_at", "customer_key", "program_id", "amount",
-    "payment_status", "payment_ref", "discount_code", "source_event", "owner_note",
-    "classification", "rebuy_of", "exception_code",
+    "id",
+    "row_number",
+    "order_id",
+    "created_at",
+    "customer_key",
+    "program_id",
+    "amount",
+    "payment_status",
+    "payment_ref",
+    "discount_code",
+    "source_event",
+    "owner_note",
+    "classification",
+    "rebuy_of",
+    "exception_code",
 )
 
 
@@ -51,19 +63,33 @@ def _build_orders(apps, project):
         for row, fp in zip(rows, fingerprints(frame).tolist(), strict=True):
             known = book.get(row["order_id"])
             if known is None:
-                book[row["order_id"]] = {"row": row, "fp": fp, "first": imp.pk, "current": imp.pk,
-                                         "changed": None, "versions": 1}
+                book[row["order_id"]] = {
+                    "row": row,
+                    "fp": fp,
+                    "first": imp.pk,
+                    "current": imp.pk,
+                    "changed": None,
+                    "versions": 1,
+                }
             elif known["fp"] != fp:
-                known.update(row=row, fp=fp, current=imp.pk, changed=imp.pk,
-                             versions=known["versions"] + 1)
+                known.update(
+                    row=row, fp=fp, current=imp.pk, changed=imp.pk, versions=known["versions"] + 1
+                )
     orders = []
     for entry in book.values():
         row = dict(entry["row"])
         row_id = row.pop("id")
         orders.append(
-            Order(project=project, current_row_id=row_id, current_import_id=entry["current"],
-                  first_import_id=entry["first"], changed_import_id=entry["changed"],
-                  versions=entry["versions"], fingerprint=entry["fp"], **row)
+            Order(
+                project=project,
+                current_row_id=row_id,
+                current_import_id=entry["current"],
+                first_import_id=entry["first"],
+                changed_import_id=entry["changed"],
+                versions=entry["versions"],
+                fingerprint=entry["fp"],
+                **row,
+            )
         )
     Order.objects.bulk_create(orders, batch_size=2000)
 
@@ -77,9 +103,11 @@ def _set_evidence_orders(apps, schema_editor):
     )
     pairs = []
     for evidence_id, order_id, project_id in lookups.iterator():
-        order = Order.objects.filter(project_id=project_id, order_id=order_id).values_list(
-            "id", flat=True
-        ).first()
+        order = (
+            Order.objects.filter(project_id=project_id, order_id=order_id)
+            .values_list("id", flat=True)
+            .first()
+        )
         if order is not None:
             pairs.append((order, evidence_id))
     if not pairs:
@@ -105,18 +133,23 @@ def _current_tags(apps):
     Evidence = apps.get_model("reconciliation", "OrderEvidence")
     OrderTag = apps.get_model("reconciliation", "OrderTag")
     newest: dict[int, tuple] = {}
-    for evidence_id, order_id, row_id, tag in Evidence.objects.exclude(order=None).order_by(
-        "id"
-    ).values_list("id", "order_id", "order_row_id", "tag"):
+    for evidence_id, order_id, row_id, tag in (
+        Evidence.objects.exclude(order=None)
+        .order_by("id")
+        .values_list("id", "order_id", "order_row_id", "tag")
+    ):
         newest[order_id] = (evidence_id, row_id, tag)
-    current = dict(
-        Order.objects.filter(id__in=list(newest)).values_list("id", "current_row_id")
-    )
+    current = dict(Order.objects.filter(id__in=list(newest)).values_list("id", "current_row_id"))
     projects = dict(Order.objects.filter(id__in=list(newest)).values_list("id", "project_id"))
     OrderTag.objects.bulk_create(
         [
-            OrderTag(order_id=order_id, project_id=projects[order_id], tag=tag,
-                     evidence_id=evidence_id, stale=current[order_id] != row_id)
+            OrderTag(
+                order_id=order_id,
+                project_id=projects[order_id],
+                tag=tag,
+                evidence_id=evidence_id,
+                stale=current[order_id] != row_id,
+            )
             for order_id, (evidence_id, row_id, tag) in newest.items()
         ],
         batch_size=2000,
@@ -138,27 +171,62 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reconciliation', '0007_order_book'),
+        ("reconciliation", "0007_order_book"),
     ]
 
     atomic = True
 
     operations = [
         migrations.CreateModel(
-            name='OrderTag',
+            name="OrderTag",
             fields=[
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='current_tag', serialize=False, to='reconciliation.order')),
-                ('tag', models.CharField(choices=[('paid', '已付款'), ('refunded', '已退款'), ('rebought', '重買'), ('unresolved', '待釐清')], max_length=12)),
-                ('stale', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('evidence', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.orderevidence')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.project')),
+                (
+                    "order",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="current_tag",
+                        serialize=False,
+                        to="reconciliation.order",
+                    ),
+                ),
+                (
+                    "tag",
+                    models.CharField(
+                        choices=[
+                            ("paid", "已付款"),
+                            ("refunded", "已退款"),
+                            ("rebought", "重買"),
+                            ("unresolved", "待釐清"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("stale", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "evidence",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.orderevidence",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.project",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'kolable_order_tags',
-                'indexes': [models.Index(fields=['project', 'tag'], name='ordertag_project_tag_idx')],
+                "db_table": "kolable_order_tags",
+                "indexes": [
+                    models.Index(fields=["project", "tag"], name="ordertag_project_tag_idx")
+                ],
             },
         ),
         migrations.RunPython(forwards, migrations.RunPython.noop),

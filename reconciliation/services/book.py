@@ -188,9 +188,9 @@ def _describe_changes(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[di
     before = previous.set_index("order_id")
     after = current.drop_duplicates("order_id").set_index("order_id").reindex(before.index)
     changes: dict[str, int] = {}
-    status_changed = before["payment_status"].to_numpy(object) != after[
-        "payment_status"
-    ].to_numpy(object)
+    status_changed = before["payment_status"].to_numpy(object) != after["payment_status"].to_numpy(
+        object
+    )
     transitions = (
         pd.Series(before["payment_status"].astype(str) + "→" + after["payment_status"].astype(str))
         .loc[status_changed]
@@ -210,7 +210,13 @@ def _describe_changes(previous: pd.DataFrame, current: pd.DataFrame) -> tuple[di
     for order_id in before.index[:CHANGE_EXAMPLES]:
         old, new = before.loc[order_id], after.loc[order_id]
         fields = {}
-        for name in (*TRACKED_CHANGES, "payment_ref", "program_id", "source_event", "discount_code"):
+        for name in (
+            *TRACKED_CHANGES,
+            "payment_ref",
+            "program_id",
+            "source_event",
+            "discount_code",
+        ):
             a, b = old[name], new[name]
             if name == "amount":
                 a, b = round(float(a), 2), round(float(b), 2)

@@ -460,9 +460,7 @@ def tag_orders(
             row_ids = [row_id for ids in found.values() for row_id in ids]
             source = TagSource.ORDER_IDS
         else:
-            row_ids = list(
-                queue_rows(project, queue_filter).values_list("id", "current_row_id")
-            )
+            row_ids = list(queue_rows(project, queue_filter).values_list("id", "current_row_id"))
             source = TagSource.FILTER
             if not row_ids:
                 raise InvalidInput("no_orders_matched", _("沒有訂單符合這個篩選。"))

@@ -536,7 +536,8 @@ def _record_import(
             "unchanged": f"{book_step['unchanged_orders']:,}",
         }
         + (
-            _("快照缺少訂單簿裡的 %(n)s 筆訂單。") % {"n": f"{book_step['missing_from_snapshot']:,}"}
+            _("快照缺少訂單簿裡的 %(n)s 筆訂單。")
+            % {"n": f"{book_step['missing_from_snapshot']:,}"}
             if book_step["missing_from_snapshot"]
             else ""
         ),
@@ -550,7 +551,9 @@ def _record_import(
     )
     if reconciliation_import.status != ReconciliationImport.Status.FAILED:
         sync_import_done(
-            reconciliation_import=reconciliation_import, book_step=book_step, book_totals=book_totals
+            reconciliation_import=reconciliation_import,
+            book_step=book_step,
+            book_totals=book_totals,
         )
 
 

@@ -203,8 +203,16 @@ def sync_import_done(
         "import_id": str(reconciliation_import.pk),
         "upload_id": str(upload.pk),
         "status": reconciliation_import.status,
-        "book": {k: book_step[k] for k in ("mode", "new_orders", "changed_orders",
-                                              "unchanged_orders", "missing_from_snapshot")},
+        "book": {
+            k: book_step[k]
+            for k in (
+                "mode",
+                "new_orders",
+                "changed_orders",
+                "unchanged_orders",
+                "missing_from_snapshot",
+            )
+        },
         "scorecard_url": scorecard,
     }
     written = []
@@ -235,9 +243,11 @@ def sync_import_done(
     verifier = project.verifier_profile
     needing = book_step["new_orders"] + book_step["changed_orders"]
     if verifier is not None and needing:
-        queue = absolute(reverse("evidence") + "?changed=1") if book_step[
-            "changed_orders"
-        ] else absolute(reverse("evidence"))
+        queue = (
+            absolute(reverse("evidence") + "?changed=1")
+            if book_step["changed_orders"]
+            else absolute(reverse("evidence"))
+        )
         written += queue_message(
             recipient=verifier,
             kind=Notification.Kind.EVIDENCE_ASK,

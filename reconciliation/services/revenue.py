@@ -680,8 +680,18 @@ def _combine(base: dict, plus: pd.DataFrame, minus: pd.DataFrame) -> dict:
     frames = [f for f in (plus, minus) if f is not None and len(f)]
     if not frames:
         return base
-    columns = ["amount", "source_event", "program_id", "discount_code", "created_at",
-               "classification", "rebuy_of", "exception_code", "order_id", "row_number"]
+    columns = [
+        "amount",
+        "source_event",
+        "program_id",
+        "discount_code",
+        "created_at",
+        "classification",
+        "rebuy_of",
+        "exception_code",
+        "order_id",
+        "row_number",
+    ]
     both = pd.concat([f[columns] for f in frames], ignore_index=True)
     weight = np.concatenate(
         [np.ones(len(plus), np.int64), -np.ones(len(minus) if minus is not None else 0, np.int64)]
@@ -783,7 +793,8 @@ def advance_book(
     book_summary.as_of_import = reconciliation_import
     _tell_louis_if_changed(
         book_summary,
-        cause=gettext("%(name)s 匯入了新版本") % {"name": reconciliation_import.upload.original_name},
+        cause=gettext("%(name)s 匯入了新版本")
+        % {"name": reconciliation_import.upload.original_name},
     )
     return book_summary
 
@@ -793,9 +804,7 @@ def recompute_summary(*, project: Project, cause: str = "") -> BookSummary | Non
     after every tagging action; cost grows with the number of tagged orders,
     not with the size of the book."""
     with transaction.atomic():
-        book_summary = (
-            BookSummary.objects.select_for_update().filter(pk=project.pk).first()
-        )
+        book_summary = BookSummary.objects.select_for_update().filter(pk=project.pk).first()
         if book_summary is None:
             return None
         base = book_summary.totals.get("import_time") or _empty_base()
@@ -977,7 +986,11 @@ def record_revenue_decision(
             message=(
                 (
                     gettext("%(actor)s 認列已驗證實收 NT$%(amount)s（%(orders)s 筆）")
-                    % {"actor": actor, "amount": f"{paid_amount:,.0f}", "orders": f"{paid_orders:,}"}
+                    % {
+                        "actor": actor,
+                        "amount": f"{paid_amount:,.0f}",
+                        "orders": f"{paid_orders:,}",
+                    }
                     + (
                         gettext("，保留 %(n)s 筆待釐清訂單") % {"n": f"{held_rows:,}"}
                         if held_rows

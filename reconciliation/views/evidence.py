@@ -170,14 +170,10 @@ def evidence_queue(request):
         )
     problem = None
     try:
-        flt = queue.parse_filter(
-            request.GET, book=book, default_tag=queue.UNTAGGED
-        )
+        flt = queue.parse_filter(request.GET, book=book, default_tag=queue.UNTAGGED)
     except DomainError as exc:
         problem = _detail_text(exc)
-        flt = queue.parse_filter(
-            {}, book=book, default_tag=queue.UNTAGGED
-        )
+        flt = queue.parse_filter({}, book=book, default_tag=queue.UNTAGGED)
     page_size = queue.clamp_page_size(request.GET.get("limit") or queue.DEFAULT_PAGE_SIZE)
     try:
         page = queue.queue_page(
@@ -218,9 +214,7 @@ def evidence_queue(request):
             "params": params,
             "page": page,
             "rows": page.rows,
-            "rows_html": render_queue_rows(
-                request, page.rows, can_tag=can_tag, here=here
-            ),
+            "rows_html": render_queue_rows(request, page.rows, can_tag=can_tag, here=here),
             "counts": counts,
             "tag_cards": tag_cards,
             "matching": matching,
@@ -298,16 +292,14 @@ def evidence_tag(request):
                 for key, value in request.POST.items()
                 if key.startswith(FILTER_PREFIX)
             }
-            queue_filter = queue.parse_filter(
-                filter_params, book=book
-            )
+            queue_filter = queue.parse_filter(filter_params, book=book)
             expected_raw = request.POST.get("expected_count", "")
             expected = int(expected_raw) if expected_raw.isdigit() else None
         else:
             order_ids = request.POST.getlist("order_ids")
         result = evidence_service.tag_orders(
             actor=request.user,
-            book=book,
+            project=book.project,
             tag=tag,
             order_ids=order_ids,
             queue_filter=queue_filter,
@@ -347,7 +339,7 @@ def evidence_import(request):
         else:
             report = evidence_service.import_tag_file(
                 actor=request.user,
-                book=book,
+                project=book.project,
                 data=data,
                 original_name=name,
                 apply_valid_only=apply_valid_only,
@@ -357,9 +349,7 @@ def evidence_import(request):
                     request,
                     _("已套用 %(n)s 筆標記，營收摘要已重算。") % {"n": f"{report.applied:,}"},
                 )
-    counts = queue.tag_counts(
-        book, queue.training_program_id(book)
-    )
+    counts = queue.tag_counts(book, queue.training_program_id(book))
     return render(
         request,
         "reconciliation/evidence_import.html",
@@ -399,9 +389,7 @@ def evidence_export(request, fmt):
     except DomainError as exc:
         messages.error(request, _detail_text(exc))
         return redirect("evidence")
-    rows = queue.as_queue_rows(
-        queue.queue_rows(book, flt).order_by("id"), stream=True
-    )
+    rows = queue.as_queue_rows(queue.queue_rows(book, flt).order_by("id"), stream=True)
     if fmt == "xlsx" and queue.queue_rows(book, flt).count() > XLSX_EXPORT_LIMIT:
         # A workbook is built in memory; past this size CSV streams instead.
         messages.error(

@@ -189,9 +189,7 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
                     e["amount"],
                     e["program_id"],
                 ]
-                for e in card.describe_exceptions(
-                    open_exceptions(project=card.project)
-                )
+                for e in card.describe_exceptions(open_exceptions(project=card.project))
             ],
         )
     )

@@ -38,7 +38,10 @@ class UploadForm(forms.Form):
     mode = forms.ChoiceField(
         label=_("這份檔案是"),
         choices=[
-            (Upload.Mode.SNAPSHOT, _("完整快照：整個期間目前的樣子（訂單簿裡有、檔案裡沒有的訂單會列為例外）")),
+            (
+                Upload.Mode.SNAPSHOT,
+                _("完整快照：整個期間目前的樣子（訂單簿裡有、檔案裡沒有的訂單會列為例外）"),
+            ),
             (Upload.Mode.INCREMENTAL, _("增量：只有新增或變更的訂單")),
         ],
         initial=Upload.Mode.SNAPSHOT,

@@ -15,7 +15,7 @@ from reconciliation.management.commands._orders_data import (
     frame_from_rows,
     import_from_frame,
 )
-from reconciliation.models import AuditEvent, ImportSummary, OrderTag
+from reconciliation.models import AuditEvent, BookSummary, OrderTag
 from reconciliation.templatetags.scorecard_tags import ntd
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ def training_orders():
             {
                 "order_id": f"KOL-0512-{i:03d}",
                 "payment_status": "paid" if i <= 12 else "pending",
-                "payment_ref": f"PAY-{i:03d}" if i <= 12 else "",
+                "payment_ref": f"PAY-{i:03d}" if i <= 12 else f"PEND-{i:03d}",
                 "created_at": T0 + timedelta(hours=5 * i),
                 "source_event": f"LIVE-05{12 + i % 5}",
                 "discount_code": "LIVE512" if i % 3 == 0 else "",
@@ -45,7 +45,9 @@ def training_orders():
 
 
 def paid_total(reconciliation_import) -> str:
-    return ntd(ImportSummary.objects.get(pk=reconciliation_import.pk).totals["paid_amount"])
+    """The order book's verified paid revenue (what the scorecard shows)."""
+    book = BookSummary.objects.get(pk=reconciliation_import.data_request.project_id)
+    return ntd(book.totals["paid_amount"])
 
 
 def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
@@ -77,7 +79,7 @@ def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
     expect(page.locator('[data-count="untagged"]')).to_have_text("13")
     expect(page.get_by_test_id("progress-text")).to_contain_text("已標記 1 / 14 筆（7%）")
     assert page.evaluate("window.__samePage") is True
-    assert OrderTag.objects.get(order_row__order_id="KOL-0512-001").evidence.refund_ref == "RF-0001"
+    assert OrderTag.objects.get(order__order_id="KOL-0512-001").evidence.refund_ref == "RF-0001"
 
     # Filter the untagged paid orders, tick them all, tag them paid.
     page.get_by_label("付款狀態").select_option("paid")

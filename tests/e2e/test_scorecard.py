@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from reconciliation.models import Order
 from reconciliation.services.imports import import_frame
 from tests.imp_frames import accepted_upload, frame, new_request, order
 
@@ -59,12 +60,14 @@ def test_scorecard_before_and_after_an_import_and_louis_approves(page_for, louis
     assert imported.status == "partial"
     page.goto("/scorecard/")
     expect(page.get_by_test_id("revenue-status")).to_have_text("已驗證，待認列")
-    expect(page.get_by_test_id("count-rows")).to_have_text("31")
+    expect(page.get_by_test_id("book-import")).to_have_count(1)
+    expect(page.get_by_test_id("import-new")).to_have_text(str(Order.objects.count()))
     expect(page.get_by_test_id("total-paid")).to_have_text(re.compile(r"NT\$\d"))
     expect(page.get_by_test_id("daily-chart")).to_be_visible()
     expect(page.locator("[data-testid=daily-chart] g[data-day]")).to_have_count(10)
     expect(page.get_by_test_id("held-back-note")).to_be_visible()
-    expect(page.get_by_test_id("exception-row")).to_have_count(3)
+    # Orders, not rows: the repeated order's duplicate row is not a second exception.
+    expect(page.get_by_test_id("exception-row")).to_have_count(2)
     expect(page.get_by_test_id("rule-current")).to_contain_text("有 paid/refunded/pending")
     shot(page, "scorecard-verified")
     phone.goto("/scorecard/")
@@ -72,6 +75,8 @@ def test_scorecard_before_and_after_an_import_and_louis_approves(page_for, louis
     shot(phone, "scorecard-verified-phone")
 
     page.get_by_label("備註").fill("先認列無例外的訂單，KO-171 等 Huber 佐證")
+    expect(page.get_by_test_id("approve-summary")).to_contain_text("筆訂單")
+    page.get_by_test_id("confirm-approve").check()
     page.get_by_test_id("approve").click()
     expect(page.get_by_test_id("revenue-status")).to_have_text("已認列")
     expect(page.get_by_test_id("decision-current")).to_contain_text("認列 NT$")

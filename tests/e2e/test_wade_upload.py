@@ -77,9 +77,9 @@ def test_wade_fixes_a_bad_file_and_it_is_accepted(page_for, wade, louis, shot, t
     expect(result.get_by_test_id("accepted-notice")).to_contain_text("6 列訂單已收下")
     expect(page.get_by_test_id("request-status")).to_have_text("已驗收")
     expect(page.get_by_test_id("upload-history").locator("tbody tr")).to_have_count(2)
-    # An accepted file closes the form.
-    expect(page.get_by_test_id("not-taking-files")).to_be_visible()
-    expect(page.get_by_test_id("upload-form")).to_have_count(0)
+    # An accepted file keeps the form open for a corrected or top-up file.
+    expect(page.get_by_test_id("correction-note")).to_be_visible()
+    expect(page.get_by_test_id("upload-form")).to_be_visible()
     shot(page, "upl-upload-accepted")
 
     data_request.refresh_from_db()
