@@ -109,7 +109,7 @@ def test_schema_failure_answers_422_with_missing_fields_and_row_errors(api_as, w
     )
     assert note.recipient.username == "wade"
     assert "payment_ref、source_event" in note.body
-    assert "2 筆資料列錯誤" in note.body
+    assert "2 列資料有錯（從第 3、4 列起）" in note.body
     assert note.payload["missing_fields"] == ["payment_ref", "source_event"]
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD_FAILED).count() == 1
     # Nothing lost: the failing file is kept byte for byte.
