@@ -35,7 +35,6 @@ from reconciliation.errors import Conflict, DomainError, NotFound
 from reconciliation.models import (
     AuditEvent,
     DataRequest,
-    Notification,
     OrderRow,
     ReconciliationImport,
     Upload,
@@ -50,7 +49,7 @@ from reconciliation.services.columns import (
     utc_naive,
     with_arrow_text,
 )
-from reconciliation.services.notify import absolute, queue_message
+from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.uploads import CONTRACT_COLUMNS
 
@@ -533,30 +532,13 @@ def _record_import(reconciliation_import, data_request, creator, base) -> None:
     louis = data_request.project.owner_profile
     if louis is None or reconciliation_import.status == ReconciliationImport.Status.FAILED:
         return
-    held = totals["held_orders"]
-    queue_message(
-        recipient=louis,
-        kind=Notification.Kind.INFO,
-        subject=_("%(project)s 對帳完成，等你決定是否認列")
-        % {"project": data_request.project.name},
-        body=(
-            _("%(louis)s：%(project)s 的訂單付款檔已完成對帳，已驗證實收 NT$%(amount)s（%(n)s 筆）")
-            % {
-                "louis": louis,
-                "project": data_request.project.name,
-                "amount": f"{totals['paid_amount']:,.0f}",
-                "n": f"{totals['paid_orders']:,}",
-            }
-            + (_("，另有 %(n)s 筆因例外保留、不認列") % {"n": f"{held:,}"} if held else "")
-            + _("。請在成績單上決定認列或暫停。")
-            + f"\n{reconciliation_import.scorecard_ref}"
-        ),
-        data_request=data_request,
+    sync_import_done(
+        reconciliation_import,
+        totals=totals,
         payload={
             "import_id": str(reconciliation_import.pk),
             "status": reconciliation_import.status,
         },
-        dedupe_key=f"import:{reconciliation_import.pk}:owner",
     )
 
 
