@@ -46,3 +46,23 @@ def job_label(job_type: str) -> str:
 
 def role_label(role: str) -> str:
     return str(ROLES.get(role, role))
+
+
+# The tag file's columns as the evidence-import page explains them, in the
+# reader's language (the file itself accepts codes and Chinese alike).
+TAG_COLUMN_HELP = {
+    "order_id": (_("訂單編號"), _("最新已驗收匯入裡的訂單編號。")),
+    "tag": (
+        _("標記"),
+        _("已付款、已退款、重買 或 待釐清（也可以寫 paid、refunded、rebought、unresolved）。"),
+    ),
+    "payment_ref": (_("付款單號"), _("金流付款單號（標為已付款時附上）。")),
+    "refund_ref": (_("退款單號"), _("退款或退刷單號（標為已退款、重買時附上）。")),
+    "evidence_ref": (_("佐證編號"), _("其他佐證：對帳單、截圖或工單編號。")),
+    "note": (_("備註"), _("補充說明，可留白。")),
+}
+
+
+def tag_column_help(name: str) -> tuple[str, str]:
+    label, help_text = TAG_COLUMN_HELP.get(name, (name, ""))
+    return str(label), str(help_text)

@@ -112,6 +112,28 @@ def messages_for(data_request: DataRequest, user) -> list[Notification]:
     from reconciliation.permissions import Action, can
 
     notifications = list(data_request.notifications.all())
-    if user.is_superuser or can(user, Action.CLOSE_REQUEST):
-        return notifications
-    return [n for n in notifications if n.recipient.user_id == user.pk]
+    if not (user.is_superuser or can(user, Action.CLOSE_REQUEST)):
+        notifications = [n for n in notifications if n.recipient.user_id == user.pk]
+    return group_by_message(notifications)
+
+
+def group_by_message(notifications) -> list[dict]:
+    """One entry per message, with the channels it went out on: the inbox
+    copy is the one shown, e-mail and LINE are listed with their state."""
+    groups: dict = {}
+    for n in notifications:
+        key = (n.dedupe_key or "").rsplit(":", 1)[0] or n.pk
+        group = groups.setdefault((n.recipient_id, key), {"message": n, "channels": []})
+        if n.channel == Notification.Channel.INBOX:
+            group["message"] = n
+        group["channels"].append(n)
+    return list(groups.values())
+
+
+def requests_by_id(ids) -> dict:
+    """Requests named in dispatch evidence, by their id as text."""
+    wanted = {str(i) for i in ids if i}
+    if not wanted:
+        return {}
+    found = DataRequest.objects.filter(pk__in=wanted).select_related("data_owner_profile__user")
+    return {str(r.pk): r for r in found}

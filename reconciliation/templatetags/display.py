@@ -5,6 +5,7 @@ separators and a request's due state in words."""
 import re
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -37,6 +38,12 @@ def linkify(text: str) -> str:
         last = match.end()
     out.append(escape((text or "")[last:]))
     return mark_safe("".join(out).replace("\n", "<br>"))  # noqa: S308 - every part escaped above
+
+
+@register.simple_tag
+def training_amount() -> str:
+    """The training programme's price, as "28,000" (the NT$ is the text's)."""
+    return f"{int(settings.TRAINING_PROGRAM_AMOUNT):,}"
 
 
 @register.filter
@@ -103,3 +110,15 @@ def due_state(data_request) -> dict:
             "text": _("已於 %(when)s 結案") % {"when": message_text.clock(data_request.closed_at)},
         }
     return {"live": False, "text": data_request.get_status_display()}
+
+
+@register.filter
+def orders_in_import(reconciliation_import) -> int:
+    """Distinct orders of an import: every row but the repeats."""
+    return reconciliation_import.row_count - reconciliation_import.duplicate_count
+
+
+@register.simple_tag
+def tag_column_help(name: str) -> dict:
+    label, help_text = labels.tag_column_help(name)
+    return {"label": label, "help": help_text}
