@@ -2,11 +2,12 @@ from datetime import date
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from reconciliation.models import DEFAULT_DATASET
 from reconciliation.permissions import Action, can
-from reconciliation.services.requests import DEFAULT_PERIOD
+from reconciliation.services.requests import DEFAULT_PERIOD, REQUEST_TTL
 
 
 class DataRequestForm(forms.Form):
@@ -22,8 +23,11 @@ class DataRequestForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     data_owner = forms.ChoiceField(label=_("資料負責人"))
-    due_in_hours = forms.IntegerField(
-        label=_("幾小時內交檔"), initial=24, min_value=1, max_value=24 * 14
+    due_at = forms.DateTimeField(
+        label=_("交檔期限（台北時間）"),
+        help_text=_("預設 24 小時後；可以設任何未來的時間，例如 30 分鐘後。"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
     )
     audit_note = forms.CharField(
         label=_("決策備註"), required=False, widget=forms.Textarea(attrs={"rows": 2})
@@ -41,6 +45,8 @@ class DataRequestForm(forms.Form):
         ]
         if default_owner:
             self.fields["data_owner"].initial = default_owner
+        # The 24 h default, counted from when the form is shown.
+        self.fields["due_at"].initial = timezone.localtime() + REQUEST_TTL
 
     def clean(self):
         cleaned = super().clean()

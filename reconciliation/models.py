@@ -566,8 +566,15 @@ class Notification(models.Model):
     data_request = models.ForeignKey(
         DataRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
     )
+    # The text as first written, in the site language: what e-mail and LINE
+    # carry, and what a row without a template shows.
     subject = models.CharField(max_length=200)
     body = models.TextField()
+    # templates/notifications/<template>.txt rendered with `params` (and the
+    # time the message was written) gives the text in the reader's language.
+    # Blank on rows written before messages had templates.
+    template = models.CharField(max_length=40, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
     payload = models.JSONField(default=dict, blank=True)
     # Makes "one blocker card", "one reminder a day" a database guarantee.
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)

@@ -71,11 +71,22 @@ PREFILTER = (
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+# A plain negative number ("-28000", "-1.5") is data, not a formula: Excel
+# reads it as the number, so it gets no apostrophe (a report showing
+# '-28000 made Wade think the file had a stray quote). A leading "+" stays
+# guarded: "+886912345678" is a phone number Excel would turn into a number.
+PLAIN_NUMBER = re.compile(r"-\d+(?:\.\d+)?")
+
+
 def safe_cell(value):
     """A value as it may go into a CSV/XLSX cell: text that Excel would run
     as a formula (=, +, -, @, tab, CR first) gets a leading apostrophe.
-    Numbers and None pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    Numbers, plain negative numbers in text and None pass unchanged."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_PREFIXES)
+        and not PLAIN_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 

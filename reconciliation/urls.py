@@ -17,6 +17,7 @@ urlpatterns = [
     path("inbox/", inbox.inbox, name="inbox"),
     path("inbox/read/", inbox.inbox_mark_read, name="inbox-read-all"),
     path("inbox/<uuid:pk>/read/", inbox.inbox_mark_read, name="inbox-read"),
+    path("inbox/<uuid:pk>/pause/", inbox.inbox_pause_revenue, name="inbox-pause"),
     path("healthz", health.healthz, name="healthz"),
     path("pls/", pls_views.pls_console, name="pls"),
     path("pls/context/", pls_views.pls_context, name="pls-context"),

@@ -103,7 +103,7 @@ def test_inbox_shows_the_blocker_card_unread_and_marks_it_read(louis):
     escalate_overdue_requests()
     client = client_for(louis)
     html = client.get("/inbox/").content.decode()
-    assert "[阻塞] Kolable 訂單付款檔逾期未交" in html
+    assert "[阻塞] 「2026-05-12 至 2026-05-21 訂單付款匯出檔」逾期未交" in html
     assert "kind-blocker_card" in html and "unread" in html
     unread = Notification.objects.filter(
         recipient__user=louis, channel=Notification.Channel.INBOX, read_at__isnull=True

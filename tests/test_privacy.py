@@ -26,7 +26,8 @@ from tests import upload_samples as samples
     [
         ("=SUM(A1:A9)", "'=SUM(A1:A9)"),
         ("+886912345678", "'+886912345678"),
-        ("-28000", "'-28000"),
+        ("-28000", "-28000"),  # a negative amount is a number, not a formula
+        ("-1+cmd", "'-1+cmd"),
         ("@cmd", "'@cmd"),
         ("\tx", "'\tx"),
         ("\rx", "'\rx"),

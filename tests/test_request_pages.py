@@ -1,5 +1,9 @@
 """Seed test A through Louis's form, the board, the detail page and the inbox."""
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from reconciliation.models import AuditEvent, DataRequest, Notification
 
 
@@ -21,7 +25,7 @@ def test_louis_creates_request_from_form(client, louis, wade):
             "period_start": "2026-05-12",
             "period_end": "2026-05-21",
             "data_owner": "wade",
-            "due_in_hours": 24,
+            "due_at": (timezone.localtime() + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M"),
             "audit_note": "未交檔前暫停認列",
         },
     )
@@ -53,7 +57,7 @@ def test_form_rejects_reversed_period(client, louis):
             "period_start": "2026-05-21",
             "period_end": "2026-05-12",
             "data_owner": "wade",
-            "due_in_hours": 24,
+            "due_at": (timezone.localtime() + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M"),
         },
     )
     assert response.status_code == 200
@@ -65,7 +69,8 @@ def test_inbox_shows_and_marks_read(client, wade, pls_api):
     pls_api.post("/api/kolable/data-requests", {})
     client.force_login(wade)
     page = client.get("/inbox/").content.decode()
-    assert "請於" in page and "交 Kolable 訂單付款檔" in page
+    assert "[P0] 請在 24 小時內（明天" in page
+    assert "交「2026-05-12 至 2026-05-21 訂單付款匯出檔」" in page
     assert 'data-testid="unread-count">1<' in page
     item = Notification.objects.get(recipient__user=wade, channel="inbox")
     client.post(f"/inbox/{item.pk}/read/")

@@ -75,7 +75,7 @@ def test_plain_form_post_shows_row_errors_then_accepted(wade, data_request):
     response = client.post(page_url(data_request), {"file": SimpleUploadedFile("good.csv", good)})
     page = client.get(response["Location"]).content.decode()
     assert 'data-testid="accepted-notice"' in page
-    assert "3 列訂單已收下" in page
+    assert "3 列已收下" in page
     data_request.refresh_from_db()
     assert data_request.status == DataRequest.Status.ACCEPTED
     # The history lists both uploads, newest first.

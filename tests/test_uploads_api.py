@@ -109,7 +109,7 @@ def test_schema_failure_answers_422_with_missing_fields_and_row_errors(api_as, w
     )
     assert note.recipient.username == "wade"
     assert "payment_ref、source_event" in note.body
-    assert "2 筆資料列錯誤" in note.body
+    assert "2 列資料有錯（從第 3、4 列起）" in note.body
     assert note.payload["missing_fields"] == ["payment_ref", "source_event"]
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD_FAILED).count() == 1
     # Nothing lost: the failing file is kept byte for byte.
@@ -328,8 +328,8 @@ def test_first_200_row_errors_kept_the_rest_in_the_report(api_as, wade, data_req
     row_lines = [line for line in lines[1:] if line[3] == "negative_amount"]
     assert len(row_lines) == 250
     assert row_lines[0][1] == "2" and row_lines[-1][1] == "251"
-    # "-5" would be a formula in Excel: the report neutralises it.
-    assert row_lines[0][4] == "'-5"
+    # "-5" is a number to Excel, not a formula: the report shows it as it was.
+    assert row_lines[0][4] == "-5"
 
     xlsx = client.get(f"/api/kolable/uploads/{upload.pk}/report.xlsx")
     assert xlsx.status_code == 200
@@ -337,7 +337,7 @@ def test_first_200_row_errors_kept_the_rest_in_the_report(api_as, wade, data_req
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     data_rows = [v for v in values if len(v) > 3 and v[3] == "negative_amount"]
     assert len(data_rows) == 250
-    assert data_rows[0][4] == "'-5"
+    assert data_rows[0][4] == "-5"
 
 
 def test_get_one_upload(api_as, wade, louis, data_request):

@@ -245,7 +245,7 @@ def apply(
             absent = (
                 ""
                 if not versions.changed_orders and not versions.unchanged_orders
-                else f"AND NOT EXISTS (SELECT 1 FROM {orders} o WHERE o.{_q('project_id')} = %s "
+                else f"AND NOT EXISTS (SELECT 1 FROM {orders} o WHERE o.{_q('project_id')} = %s "  # noqa: S608
                 f"AND o.{_q('order_id')} = r.{_q('order_id')})"
             )
             cursor.execute(
@@ -289,7 +289,7 @@ def apply(
                 [True, project_db, import_db],
             )
         in_file = (
-            f"EXISTS (SELECT 1 FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s "
+            f"EXISTS (SELECT 1 FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s "  # noqa: S608
             f"AND r.{_q('order_id')} = {orders}.{_q('order_id')})"
         )
         cursor.execute(

@@ -28,15 +28,14 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
+from reconciliation.message_text import duration_words
 from reconciliation.models import AuditEvent, DataRequest, Notification, Profile, Upload
 from reconciliation.services.audit import record_audit
 from reconciliation.services.notify import (
-    period_label,
-    queue_message,
     request_links,
-    schema_columns_text,
+    sync_blocker_card,
+    sync_overdue_reminder,
     taipei,
 )
 
@@ -74,20 +73,7 @@ def taipei_day(moment: datetime) -> date:
 
 def overdue_text(seconds: int) -> str:
     """ "2 天 3 小時" / "3 小時 5 分" / "4 分鐘" — how long past due."""
-    minutes = max(0, seconds) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days and hours:
-        return _("%(days)d 天 %(hours)d 小時") % {"days": days, "hours": hours}
-    if days:
-        return ngettext("%(days)d 天", "%(days)d 天", days) % {"days": days}
-    if hours and mins:
-        return _("%(hours)d 小時 %(minutes)d 分") % {"hours": hours, "minutes": mins}
-    if hours:
-        return ngettext("%(hours)d 小時", "%(hours)d 小時", hours) % {"hours": hours}
-    return ngettext("%(minutes)d 分鐘", "%(minutes)d 分鐘", max(mins, 1)) % {
-        "minutes": max(mins, 1)
-    }
+    return duration_words(seconds)
 
 
 def _awaiting_accepted_upload():
@@ -216,14 +202,6 @@ def remind_escalated_request(*, request_id, now: datetime) -> bool:
     return bool(written)
 
 
-def _missing_clause(data_request: DataRequest) -> str:
-    if not data_request.missing_fields:
-        return ""
-    return _("上次上傳缺少欄位：%(fields)s。") % {
-        "fields": "、".join(str(f) for f in data_request.missing_fields)
-    }
-
-
 def _payload(data_request: DataRequest, *, now: datetime, louis: Profile, wade: Profile) -> dict:
     overdue_seconds = max(0, int((now - data_request.due_at).total_seconds()))
     return {
@@ -242,87 +220,16 @@ def _payload(data_request: DataRequest, *, now: datetime, louis: Profile, wade: 
 
 
 def _queue_blocker_card(data_request: DataRequest, *, louis: Profile, wade: Profile, now):
-    """Louis's blocker card: what is missing, since when, who owns it, and the
-    decision asked of him. One per request, ever (dedupe key)."""
-    project = data_request.project
-    links = request_links(data_request)
-    overdue_seconds = int((now - data_request.due_at).total_seconds())
-    body = "\n".join(
-        line
-        for line in (
-            _("%(louis)s：%(project)s 的 %(period)s 訂單付款檔已逾期，到現在仍沒有通過驗收的檔案。")
-            % {"louis": louis, "project": project.name, "period": period_label(data_request)},
-            _("缺什麼：%(dataset)s（CSV/XLSX，欄位 %(columns)s）。%(missing)s")
-            % {
-                "dataset": data_request.requested_dataset,
-                "columns": schema_columns_text(),
-                "missing": _missing_clause(data_request),
-            },
-            _("從何時：%(due)s（台北時間）到期，已逾期 %(overdue)s。")
-            % {"due": taipei(data_request.due_at), "overdue": overdue_text(overdue_seconds)},
-            _("誰負責：%(wade)s（資料負責人），每天會收到一次提醒。") % {"wade": wade},
-            _(
-                "請你決定：暫停 %(project)s revenue 認列，或延長交檔期限。"
-                "未交檔前 revenue 維持未驗證、不認列；PLS 不再產 generic strategy pack。"
-            )
-            % {"project": project.name},
-            links["request_url"],
-        )
-        if line
-    )
+    """Louis's blocker card (templates/notifications/blocker_card.txt)."""
     payload = _payload(data_request, now=now, louis=louis, wade=wade)
     payload["decision_options"] = list(DECISION_OPTIONS)
-    return queue_message(
-        recipient=louis,
-        kind=Notification.Kind.BLOCKER_CARD,
-        subject=_("[阻塞] %(project)s 訂單付款檔逾期未交：請決定暫停認列或延期")
-        % {"project": project.name},
-        body=body,
-        data_request=data_request,
-        payload=payload,
-        # One card per missed due time: a due time Louis extended and that
-        # passes again is a new blocker.
-        dedupe_key=f"escalated:{data_request.pk}:{int(data_request.due_at.timestamp())}:blocker",
-    )
+    return sync_blocker_card(data_request, now=now, payload=payload)
 
 
 def _queue_overdue_reminder(
     data_request: DataRequest, *, wade: Profile, louis: Profile, now, day: date
 ) -> list[Notification]:
-    """Wade's overdue reminder for `day` (one per request and Taipei day)."""
-    project = data_request.project
-    links = request_links(data_request)
-    overdue_seconds = int((now - data_request.due_at).total_seconds())
-    body = "\n".join(
-        line
-        for line in (
-            _(
-                "%(wade)s：%(period)s 訂單付款 CSV/XLSX 已於 %(due)s（台北時間）到期，"
-                "已逾期 %(overdue)s，仍未收到通過驗收的檔案；已升級給 %(louis)s。"
-            )
-            % {
-                "wade": wade,
-                "period": period_label(data_request),
-                "due": taipei(data_request.due_at),
-                "overdue": overdue_text(overdue_seconds),
-                "louis": louis,
-            },
-            _("請今天上傳，欄位不可少 %(columns)s。%(missing)s")
-            % {"columns": schema_columns_text(), "missing": _missing_clause(data_request)},
-            _("範本：%(url)s") % {"url": links["template_url"]},
-            _("上傳：%(url)s") % {"url": links["request_url"]},
-        )
-        if line
-    )
+    """Wade's overdue reminder for `day` (templates/notifications/overdue_reminder.txt)."""
     payload = _payload(data_request, now=now, louis=louis, wade=wade)
     payload["reminder_day"] = day.isoformat()
-    return queue_message(
-        recipient=wade,
-        kind=Notification.Kind.OVERDUE_REMINDER,
-        subject=_("[逾期] 請今天交 %(project)s 訂單付款檔（%(due)s 已到期）")
-        % {"project": project.name, "due": taipei(data_request.due_at)},
-        body=body,
-        data_request=data_request,
-        payload=payload,
-        dedupe_key=f"reminder:{data_request.pk}:{day.isoformat()}",
-    )
+    return sync_overdue_reminder(data_request, now=now, day=day, payload=payload)

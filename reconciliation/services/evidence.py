@@ -354,7 +354,7 @@ def _refresh_planner_statistics(written: int) -> None:
     transaction.on_commit(analyze)
 
 
-def _recompute_revenue(project: Project, cause: str) -> None:
+def _recompute_revenue(project: Project, cause: dict) -> None:
     from reconciliation.services.revenue import recompute_summary
 
     recompute_summary(project=project, cause=cause)
@@ -498,7 +498,7 @@ def tag_orders(
         )
         _recompute_revenue(
             project,
-            _("Huber 將 %(n)s 筆訂單標為「%(tag)s」") % {"n": f"{count:,}", "tag": _tag_label(tag)},
+            {"kind": "tags", "count": count, "tag": tag},
         )
     return TagResult(tagged=count, tag=tag, project=project, audit_event=audit)
 
@@ -689,6 +689,6 @@ def import_tag_file(
         )
         _recompute_revenue(
             project,
-            _("Huber 以標記檔標記了 %(n)s 筆訂單") % {"n": f"{report.applied:,}"},
+            {"kind": "tags", "count": report.applied},
         )
     return report

@@ -551,7 +551,7 @@ def _record_import(
     )
     if reconciliation_import.status != ReconciliationImport.Status.FAILED:
         sync_import_done(
-            reconciliation_import=reconciliation_import,
+            reconciliation_import,
             book_step=book_step,
             book_totals=book_totals,
         )

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from reconciliation import schema
+from reconciliation import message_text, schema
 from reconciliation.models import DataRequest, Notification, Profile
 
 
@@ -41,17 +41,31 @@ def queue_message(
     *,
     recipient: Profile,
     kind: Notification.Kind,
-    subject: str,
-    body: str,
+    template: str = "",
+    params: dict | None = None,
+    subject: str = "",
+    body: str = "",
     data_request: DataRequest | None = None,
     payload: dict | None = None,
     dedupe_key: str | None = None,
+    now=None,
 ) -> list[Notification]:
-    """Write one Notification per channel. With a dedupe_key, a message that
-    was already written is not written again (the unique key decides, so two
+    """Write one Notification per channel. A message with a `template` is
+    rendered from `params` (templates/notifications/<template>.txt) in the
+    site language for the stored subject/body, and again in each reader's
+    language when read in the app. With a dedupe_key, a message that was
+    already written is not written again (the unique key decides, so two
     workers racing still write one)."""
+    now = now or timezone.now()
+    params = dict(params or {})
+    if template:
+        # The words ("3 小時內") are counted from this moment whenever the
+        # message is rendered again.
+        params.setdefault("written_at", now.isoformat())
+        subject, body = message_text.render(
+            template, params, sent_at=now, language=settings.LANGUAGE_CODE
+        )
     written = []
-    now = timezone.now()
     for channel in channels_for(recipient):
         is_inbox = channel == Notification.Channel.INBOX
         notification = Notification(
@@ -59,8 +73,10 @@ def queue_message(
             channel=channel,
             kind=kind,
             data_request=data_request,
-            subject=subject,
+            subject=subject[:200],
             body=body,
+            template=template,
+            params=params,
             payload=payload or {},
             dedupe_key=f"{dedupe_key}:{channel}" if dedupe_key else None,
             # The inbox is the app itself: written is delivered.
@@ -83,68 +99,88 @@ def schema_columns_text() -> str:
 def request_links(data_request: DataRequest) -> dict[str, str]:
     return {
         "request_url": absolute(reverse("request-detail", args=[data_request.pk])),
+        "upload_url": absolute(reverse("upload-page", args=[data_request.pk])),
         "template_url": absolute(reverse("template-download", args=["xlsx"])),
         "template_csv_url": absolute(reverse("template-download", args=["csv"])),
+        "evidence_url": absolute(reverse("evidence")),
+        "scorecard_url": absolute(reverse("scorecard")),
+    }
+
+
+def people(data_request: DataRequest) -> tuple[Profile, Profile, Profile | None]:
+    """Who a request's messages go to: Louis (the project owner, else whoever
+    asked), Wade (the data owner) and Huber (the verifier, if any)."""
+    project = data_request.project
+    louis = project.owner_profile or data_request.requested_by_profile
+    return louis, data_request.data_owner_profile, project.verifier_profile
+
+
+def request_params(data_request: DataRequest, **extra) -> dict:
+    """What every message about a request may say: its scope (project,
+    dataset, period, columns), its due time, the people and the links. JSON
+    only: the message is rendered again from these when it is read."""
+    louis, wade, huber = people(data_request)
+    return {
+        "project": data_request.project.name,
+        "dataset": data_request.requested_dataset,
+        "period_start": data_request.period_start.isoformat(),
+        "period_end": data_request.period_end.isoformat(),
+        "due_at": timezone.localtime(data_request.due_at).isoformat(),
+        "louis": str(louis),
+        "wade": str(wade),
+        "huber": str(huber) if huber else "",
+        "columns": list(schema.COLUMN_NAMES),
+        "missing_fields": list(data_request.missing_fields or []),
+        "program_amount": settings.TRAINING_PROGRAM_AMOUNT,
+        **request_links(data_request),
+        **extra,
+    }
+
+
+def _payload(data_request: DataRequest, links: dict, **extra) -> dict:
+    """The machine-readable part for webhooks and the API."""
+    return {
+        "data_request_id": str(data_request.pk),
+        "data_owner": data_request.data_owner_profile.username,
+        "due_at": timezone.localtime(data_request.due_at).isoformat(),
+        **links,
+        **extra,
     }
 
 
 def sync_request_created(data_request: DataRequest) -> list[Notification]:
     """Seed test A: Wade gets owner, due time, the ten columns and the
-    template; Louis the blocker summary; Huber the 28,000 evidence ask."""
-    project = data_request.project
-    wade = data_request.data_owner_profile
-    due = taipei(data_request.due_at)
-    links = request_links(data_request)
-    payload = {
-        "data_request_id": str(data_request.pk),
-        "data_owner": wade.username,
-        "due_at": timezone.localtime(data_request.due_at).isoformat(),
-        "required_schema": schema.as_api(),
-        **links,
-    }
+    template; Louis the summary; Huber the training-order evidence ask."""
+    louis, wade, huber = people(data_request)
+    params = request_params(data_request, note=data_request.audit_note)
+    payload = _payload(data_request, request_links(data_request), required_schema=schema.as_api())
     written = queue_message(
         recipient=wade,
         kind=Notification.Kind.REQUEST_CREATED,
-        subject=f"[P0] 請於 {due} 前交 {project.name} 訂單付款檔",
-        body=(
-            f"{wade}：請在 24 小時內（{due} 台北時間前）交 {period_label(data_request)} "
-            f"訂單付款 CSV/XLSX，欄位不可少 {schema_columns_text()}。\n"
-            f"範本：{links['template_url']}\n上傳：{links['request_url']}"
-        ),
+        template="request_created",
+        params=params,
         data_request=data_request,
         payload=payload,
         dedupe_key=f"created:{data_request.pk}:owner",
     )
-    louis = project.owner_profile or data_request.requested_by_profile
-    verifier = project.verifier_profile
     written += queue_message(
         recipient=louis,
         # A summary of the new request. The blocker card proper (the seed's
         # failure rule) is written by the escalation when the due time passes,
         # so Louis's inbox shows exactly one card per overdue request.
         kind=Notification.Kind.REQUEST_CREATED,
-        subject=f"{project.name} 缺的是資料，不是策略：已建立 P0 資料請求",
-        body=(
-            f"{louis}：{project.name} 目前不是缺更多策略，而是 {wade} 的 "
-            f"{period_label(data_request)} 訂單付款檔仍未回收。已建立 P0 data request："
-            f"{wade} {due} 前交檔"
-            + (f"，{verifier} 補 28,000 訂單退刷/重買 evidence" if verifier else "")
-            + f"；未交檔前 {project.name} revenue 維持未驗證，不認列。\n{links['request_url']}"
-        ),
+        template="request_summary",
+        params=params,
         data_request=data_request,
         payload=payload,
         dedupe_key=f"created:{data_request.pk}:owner-card",
     )
-    if verifier is not None:
+    if huber is not None:
         written += queue_message(
-            recipient=verifier,
+            recipient=huber,
             kind=Notification.Kind.EVIDENCE_ASK,
-            subject="請補 28,000 培訓訂單的付款/退刷/重買佐證",
-            body=(
-                f"{verifier}：請補 28,000 培訓訂單狀態，標為 paid/refunded/rebought/unresolved，"
-                f"並附 payment/refund/evidence ref。{wade} 的檔案驗收後，佐證佇列會列出這些訂單。\n"
-                f"{links['request_url']}"
-            ),
+            template="evidence_ask",
+            params=params,
             data_request=data_request,
             payload=payload,
             dedupe_key=f"created:{data_request.pk}:verifier",
@@ -156,52 +192,103 @@ def sync_due_extended(
     data_request: DataRequest, *, extended_by: Profile, note: str = ""
 ) -> list[Notification]:
     """Tell the data owner the new due time (the schema is unchanged)."""
-    wade = data_request.data_owner_profile
-    due = taipei(data_request.due_at)
-    links = request_links(data_request)
+    params = request_params(data_request, note=note, louis=str(extended_by))
     return queue_message(
-        recipient=wade,
+        recipient=data_request.data_owner_profile,
         kind=Notification.Kind.REQUEST_CREATED,
-        subject=f"[P0] 交檔期限延到 {due}：{data_request.project.name} 訂單付款檔",
-        body=(
-            f"{wade}：{extended_by} 已把 {period_label(data_request)} 訂單付款 CSV/XLSX 的期限延到 "
-            f"{due}（台北時間），欄位不變：{schema_columns_text()}。"
-            + (f"\n備註：{note}" if note else "")
-            + f"\n範本：{links['template_url']}\n上傳：{links['request_url']}"
-        ),
+        template="due_extended",
+        params=params,
         data_request=data_request,
-        payload={
-            "data_request_id": str(data_request.pk),
-            "due_at": timezone.localtime(data_request.due_at).isoformat(),
-            **links,
-        },
+        payload=_payload(data_request, request_links(data_request)),
         dedupe_key=f"extended:{data_request.pk}:{int(data_request.due_at.timestamp())}",
     )
 
 
-def _book_counts_text(book_step: dict) -> str:
-    text = (
-        f"新訂單 {book_step['new_orders']:,}、變更 {book_step['changed_orders']:,}、"
-        f"未變 {book_step['unchanged_orders']:,} 筆"
+def sync_blocker_card(data_request: DataRequest, *, now, payload: dict) -> list[Notification]:
+    """Louis's blocker card: what is missing, since when, who owns it, and the
+    decision asked of him. One per missed due time (dedupe key): a due time
+    Louis extended and that passes again is a new blocker."""
+    louis, _wade, _huber = people(data_request)
+    return queue_message(
+        recipient=louis,
+        kind=Notification.Kind.BLOCKER_CARD,
+        template="blocker_card",
+        params=request_params(data_request),
+        data_request=data_request,
+        payload=payload,
+        dedupe_key=f"escalated:{data_request.pk}:{int(data_request.due_at.timestamp())}:blocker",
+        now=now,
     )
-    if book_step.get("missing_from_snapshot"):
-        text += f"；訂單簿裡有 {book_step['missing_from_snapshot']:,} 筆不在這份快照裡（未刪除，列為例外）"
-    return text
+
+
+def sync_overdue_reminder(
+    data_request: DataRequest, *, now, day, payload: dict
+) -> list[Notification]:
+    """Wade's overdue reminder for `day` (one per request and Taipei day)."""
+    return queue_message(
+        recipient=data_request.data_owner_profile,
+        kind=Notification.Kind.OVERDUE_REMINDER,
+        template="overdue_reminder",
+        params=request_params(data_request),
+        data_request=data_request,
+        payload=payload,
+        dedupe_key=f"reminder:{data_request.pk}:{day.isoformat()}",
+        now=now,
+    )
+
+
+def sync_schema_failed(upload, *, links: dict, payload: dict) -> list[Notification]:
+    """Wade's missing-field list (the seed's failure rule) for one upload."""
+    data_request = upload.data_request
+    first_rows = sorted({e["row"] for e in upload.row_errors if e.get("row")})[:5]
+    params = request_params(
+        data_request,
+        file_name=upload.original_name,
+        missing_fields=list(upload.missing_fields or []),
+        file_error_codes=[
+            e["code"] for e in upload.file_errors if e.get("code") != "missing_column"
+        ],
+        row_error_count=upload.row_error_count,
+        first_error_rows=first_rows,
+        **links,
+    )
+    return queue_message(
+        recipient=data_request.data_owner_profile,
+        kind=Notification.Kind.SCHEMA_FAILED,
+        template="schema_failed",
+        params=params,
+        data_request=data_request,
+        payload=payload,
+        dedupe_key=f"schema_failed:{upload.pk}",
+    )
 
 
 def sync_import_done(
-    *, reconciliation_import, book_step: dict, book_totals: dict | None = None
+    reconciliation_import, *, book_step: dict, book_totals: dict | None = None
 ) -> list[Notification]:
-    """An import finished: Wade and Louis get the counts and the link;
-    Huber gets one when new or changed orders need evidence."""
+    """An import finished: Wade and Louis get what it did to the order book
+    and the link (Louis also the book's verified revenue, the decision being
+    his); Huber one message when new or changed orders need evidence."""
     data_request = reconciliation_import.data_request
-    project = data_request.project
-    upload = reconciliation_import.upload
-    scorecard = reconciliation_import.scorecard_ref
-    counts = _book_counts_text(book_step)
+    louis, wade, huber = people(data_request)
+    totals = book_totals or {}
+    params = request_params(
+        data_request,
+        file_name=reconciliation_import.upload.original_name,
+        rows=reconciliation_import.row_count,
+        new_orders=book_step["new_orders"],
+        changed_orders=book_step["changed_orders"],
+        unchanged_orders=book_step["unchanged_orders"],
+        missing_from_snapshot=book_step["missing_from_snapshot"],
+        paid_amount=float(totals.get("paid_amount") or 0),
+        paid_orders=int(totals.get("paid_orders") or 0),
+        held_orders=int(totals.get("held_orders") or 0),
+        scorecard_url=reconciliation_import.scorecard_ref
+        or request_links(data_request)["scorecard_url"],
+    )
     payload = {
         "import_id": str(reconciliation_import.pk),
-        "upload_id": str(upload.pk),
+        "upload_id": str(reconciliation_import.upload_id),
         "status": reconciliation_import.status,
         "book": {
             k: book_step[k]
@@ -213,48 +300,27 @@ def sync_import_done(
                 "missing_from_snapshot",
             )
         },
-        "scorecard_url": scorecard,
     }
     written = []
-    wade = data_request.data_owner_profile
-    louis = project.owner_profile or data_request.requested_by_profile
-    rows = f"{reconciliation_import.row_count:,}"
-    totals = book_totals or {}
-    verified = (
-        f"訂單簿目前已驗證實收 NT${totals.get('paid_amount', 0):,.0f}"
-        f"（{int(totals.get('paid_orders', 0)):,} 筆）。"
-    )
-    for person, key, ask in (
-        (wade, "owner", ""),
-        (louis, "approver", verified + "請在成績單上看數字，決定認列或暫停。"),
-    ):
+    for person, template, key in ((louis, "import_done", "owner"), (wade, "import_done_owner", "data-owner")):
         if person is None:
             continue
         written += queue_message(
             recipient=person,
             kind=Notification.Kind.IMPORT_DONE,
-            subject=f"{upload.original_name} 已完成對帳：{rows} 列",
-            body=f"{person}：{upload.original_name} 已匯入 {project.name} 的訂單簿（{rows} 列）："
-            f"{counts}。{ask}\n{scorecard}",
+            template=template,
+            params=params,
             data_request=data_request,
             payload=payload,
             dedupe_key=f"import:{reconciliation_import.pk}:{key}",
         )
-    verifier = project.verifier_profile
-    needing = book_step["new_orders"] + book_step["changed_orders"]
-    if verifier is not None and needing:
-        queue = (
-            absolute(reverse("evidence") + "?changed=1")
-            if book_step["changed_orders"]
-            else absolute(reverse("evidence"))
-        )
+    if huber is not None and book_step["new_orders"] + book_step["changed_orders"]:
+        query = "?program_id=*&tag=all&changed=1" if book_step["changed_orders"] else ""
         written += queue_message(
-            recipient=verifier,
+            recipient=huber,
             kind=Notification.Kind.EVIDENCE_ASK,
-            subject=f"{needing:,} 筆新訂單或變更訂單待補佐證",
-            body=f"{verifier}：{upload.original_name} 帶來新訂單 {book_step['new_orders']:,} 筆、"
-            f"變更 {book_step['changed_orders']:,} 筆。已標記過的訂單若有變更，標記會保留並顯示「需複查」。"
-            f"\n{queue}",
+            template="evidence_changed",
+            params={**params, "queue_url": absolute(reverse("evidence") + query)},
             data_request=data_request,
             payload=payload,
             dedupe_key=f"import:{reconciliation_import.pk}:verifier",
@@ -262,19 +328,27 @@ def sync_import_done(
     return written
 
 
-def sync_book_changed(*, project, louis: Profile | None, version: int, delta: dict, cause: str):
-    """Louis's approval predates a change of the book: one message per
-    change batch (an import, a tagging action), until he confirms again."""
+def sync_book_changed(
+    *, project, louis: Profile | None, version: int, delta: dict, cause: dict
+) -> list[Notification]:
+    """Louis's decision predates a change of the book: one message per change
+    batch (an import, a tagging action), until he confirms again."""
     if louis is None:
         return []
-    sign = "+" if delta["paid_amount"] >= 0 else "−"
-    url = absolute(reverse("scorecard"))
     return queue_message(
         recipient=louis,
         kind=Notification.Kind.BOOK_CHANGED,
-        subject=f"{project.name} 認列後數字有變：{cause}",
-        body=f"{louis}：你認列之後，{cause}。已驗證實收比認列時 {sign}NT${abs(delta['paid_amount']):,.0f}"
-        f"（{delta['paid_orders']:+,} 筆）。認列決定仍在，但請重新確認。\n{url}",
+        template="book_changed",
+        params={
+            "project": project.name,
+            "louis": str(louis),
+            "cause_kind": cause.get("kind", "tags"),
+            "file_name": cause.get("file_name", ""),
+            "tagged": int(cause.get("count", 0)),
+            "delta_amount": float(delta["paid_amount"]),
+            "delta_orders": int(delta["paid_orders"]),
+            "scorecard_url": absolute(reverse("scorecard")),
+        },
         payload={"project_id": str(project.pk), "book_version": version, "delta": delta},
         dedupe_key=f"book:{project.pk}:{version}",
     )

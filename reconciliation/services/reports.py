@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from reconciliation.privacy import FORMULA_PREFIXES, safe_cell
+from reconciliation.privacy import FORMULA_PREFIXES, PLAIN_NUMBER, safe_cell
 from reconciliation.validation import ValidationResult, describe, message_params
 
 REPORT_DIR = "reports"
@@ -139,7 +139,7 @@ def _formula_safe(text: pd.Series) -> pd.Series:
     """safe_cell over a column: text Excel would run as a formula gets a
     leading apostrophe."""
     text = text.astype(object).fillna("").astype(str)
-    risky = text.str.startswith(FORMULA_PREFIXES)
+    risky = text.str.startswith(FORMULA_PREFIXES) & ~text.str.fullmatch(PLAIN_NUMBER.pattern)
     if risky.any():
         text = text.where(~risky, "'" + text)
     return text

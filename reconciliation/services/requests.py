@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from reconciliation import schema
 from reconciliation.errors import Conflict, InvalidInput
@@ -62,12 +63,14 @@ def create_data_request(
     period_start = period_start or DEFAULT_PERIOD[0]
     period_end = period_end or DEFAULT_PERIOD[1]
     if period_end < period_start:
-        raise InvalidInput("invalid_period", "期間迄日早於起日。")
+        raise InvalidInput("invalid_period", _("期間迄日早於起日。"))
     due_at = due_at or now + REQUEST_TTL
     if timezone.is_naive(due_at):
         due_at = timezone.make_aware(due_at)
     if due_at <= now:
-        raise InvalidInput("due_in_past", f"到期時間 {taipei(due_at)} 已經過去。")
+        raise InvalidInput(
+            "due_in_past", _("到期時間 %(due)s 已經過去。") % {"due": taipei(due_at)}
+        )
     requester = profile_for(requested_by)
     try:
         with transaction.atomic():
@@ -121,7 +124,7 @@ def close_data_request(*, data_request: DataRequest, closed_by, note: str = "") 
             )
         )
         if not changed:
-            raise Conflict("already_closed", "這個請求已經結案。")
+            raise Conflict("already_closed", _("這個請求已經結案。"))
         record_audit(
             verb=AuditEvent.Verb.REQUEST_CLOSED,
             actor=actor,
@@ -143,7 +146,9 @@ def extend_due(
     if timezone.is_naive(due_at):
         due_at = timezone.make_aware(due_at)
     if due_at <= now:
-        raise InvalidInput("due_in_past", f"新的到期時間 {taipei(due_at)} 已經過去。")
+        raise InvalidInput(
+            "due_in_past", _("新的到期時間 %(due)s 已經過去。") % {"due": taipei(due_at)}
+        )
     actor = profile_for(extended_by)
     with transaction.atomic():
         previous = (
@@ -160,7 +165,7 @@ def extend_due(
             updated_at=now,
         )
         if not changed:
-            raise Conflict("not_awaiting_file", "這個請求已驗收或結案，不需要延期。")
+            raise Conflict("not_awaiting_file", _("這個請求已驗收或結案，不需要延期。"))
         data_request.refresh_from_db()
         record_audit(
             verb=AuditEvent.Verb.REQUEST_EXTENDED,

@@ -41,9 +41,9 @@ from django.utils.translation import gettext as _
 
 from reconciliation import schema
 from reconciliation.errors import Conflict, DomainError, InvalidInput
-from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
+from reconciliation.models import AuditEvent, DataRequest, Upload
 from reconciliation.services.audit import record_audit
-from reconciliation.services.notify import absolute, queue_message
+from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
 from reconciliation.validation import ValidationResult, validate_file
@@ -322,36 +322,17 @@ def _on_failed(upload: Upload, result: ValidationResult) -> None:
         file_error_codes=[e["code"] for e in result.file_errors],
         row_error_count=result.row_error_count,
     )
-    wade = data_request.data_owner_profile
-    links = upload_links(upload)
-    queue_message(
-        recipient=wade,
-        kind=Notification.Kind.SCHEMA_FAILED,
-        subject=_("%(name)s 欄位不符，請修正後重傳") % {"name": upload.original_name},
-        body=(
-            _("%(wade)s：你上傳的 %(name)s 沒有通過驗證。%(summary)s")
-            % {"wade": wade, "name": upload.original_name, "summary": summary}
-            + "\n"
-            + _("不要人工猜欄位或補假資料；照範本修正後重新上傳：%(url)s")
-            % {"url": links["upload_url"]}
-            + "\n"
-            + (
-                _("完整錯誤報告：%(url)s") % {"url": links["report_xlsx_url"]} + "\n"
-                if upload.report_path
-                else ""
-            )
-            + _("範本：%(url)s") % {"url": absolute(reverse("template-download", args=["xlsx"]))}
-        ),
-        data_request=data_request,
+    sync_schema_failed(
+        upload,
+        links=upload_links(upload),
         payload={
             "data_request_id": str(data_request.pk),
             "upload_id": str(upload.pk),
             "missing_fields": result.missing_fields,
             "file_errors": [e["code"] for e in result.file_errors],
             "row_error_count": result.row_error_count,
-            **links,
+            **upload_links(upload),
         },
-        dedupe_key=f"schema_failed:{upload.pk}",
     )
 
 

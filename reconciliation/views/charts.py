@@ -42,10 +42,13 @@ def _nice_ceiling(value: float) -> float:
 def daily_chart(days: list[dict]) -> SafeString:
     """Stacked bars per day: verified paid revenue, held, pending, refunded."""
     width, height = 560, 260
-    left, right, top, bottom = 72, 8, 14, 30
-    plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((sum(d[key] for key, _c in DAILY_SERIES) for d in days), default=0)
     ceiling = _nice_ceiling(peak)
+    # The y labels sit left of the plot: leave room for the longest one
+    # ("NT$637.5M" at the axis' 16-unit font is ~9.5 units a character).
+    longest = max(len(short_ntd(ceiling * f)) for f in (0, 0.5, 1))
+    left, right, top, bottom = max(56, round(longest * 9.5) + 12), 8, 14, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(len(days), 1)
     bar_w = slot * 0.62
 

@@ -22,6 +22,7 @@ from reconciliation.permissions import Action, can
 from reconciliation.selectors import evidence as queue
 from reconciliation.services import evidence as evidence_service
 from reconciliation.services import evidence_files
+from reconciliation.services.revenue import ExceptionCode
 from reconciliation.views.common import permission_required
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -65,6 +66,7 @@ def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
     the per-row form), which alone broke the 100 ms page budget at 500 rows;
     this builds a row in microseconds. Every value is escaped."""
     tag_labels = dict(_tag_choices())
+    exception_labels = {value: str(label) for value, label in ExceptionCode.choices}
     class_labels = {value: str(label) for value, label in OrderRow.Classification.choices}
     untagged = _esc(_("未標記"))
     inline_form = ""
@@ -80,7 +82,9 @@ def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
             '<input type="hidden" name="order_ids" value="{order_id}">'
             f'<input type="hidden" name="next" value="{_esc(here)}">'
             f'<select name="tag" aria-label="{_esc(_("標記"))}">{options}</select>'
-            f'<input type="text" name="ref" maxlength="200" placeholder="{ref_label}" aria-label="{ref_label}">'
+            # The row's own payment reference is filled in (the default tag
+            # is paid); evidence.js clears it for the other tags.
+            f'<input type="text" name="ref" maxlength="200" placeholder="{ref_label}" aria-label="{ref_label}" value="{{payment_ref}}" data-payment-ref="{{payment_ref}}">'
             f'<button type="submit" class="btn">{_esc(_("標記"))}</button>'
             '<span class="small ev-inline-msg" role="status"></span></form></td>'
         )
@@ -115,7 +119,10 @@ def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
         if row.changed_import_id is not None:
             parts.append(f'<div class="small warn">{changed_text % {"n": row.versions}}</div>')
         if row.exception_code:
-            parts.append(f'<div class="small bad">{_esc(row.exception_code)}</div>')
+            parts.append(
+                f'<div class="small bad">{_esc(exception_labels.get(row.exception_code, ""))}'
+                f' <span class="code-hint">{_esc(row.exception_code)}</span></div>'
+            )
         if row.rebuy_of:
             parts.append(f'<div class="small">{_esc(rebuy_label % {"order": row.rebuy_of})}</div>')
         status = class_labels.get(row.classification, row.classification)
@@ -143,7 +150,11 @@ def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
             parts.append(f'<span class="status ev-tag-none">{untagged}</span>')
         parts.append("</td>")
         if can_tag:
-            parts.append(inline_form.replace("{order_id}", order_id))
+            parts.append(
+                inline_form.replace("{order_id}", order_id).replace(
+                    "{payment_ref}", _esc(row.payment_ref or "")
+                )
+            )
         parts.append("</tr>")
         out.append("".join(parts))
     return mark_safe("\n".join(out))  # noqa: S308 - built from escaped values above

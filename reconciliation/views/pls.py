@@ -10,7 +10,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import ArtifactClaim
+from reconciliation.message_text import dataset_label
+from reconciliation.models import ArtifactClaim, DataRequest
 from reconciliation.permissions import Action
 from reconciliation.selectors.claims import recent_claims, verified_claims
 from reconciliation.selectors.dispatch import (
@@ -19,6 +20,7 @@ from reconciliation.selectors.dispatch import (
     recent_dispatches,
     verified_repository,
 )
+from reconciliation.selectors.requests import requests_by_id
 from reconciliation.services.claims import record_claim, record_previous_pack
 from reconciliation.services.escalation import overdue_text
 from reconciliation.services.requests import default_project
@@ -71,9 +73,11 @@ RULE_LABELS = {
 }
 
 
-def evidence_lines(evidence: dict) -> list[str]:
-    """The evidence of a dispatch in a few readable lines."""
+def evidence_lines(evidence: dict, requests: dict | None = None) -> list[str]:
+    """The evidence of a dispatch in a few readable lines; `requests` (id →
+    DataRequest) lets a blocker name its request instead of an id."""
     lines = []
+    requests = requests or {}
     if evidence.get("target_repo_url"):
         lines.append(_("已驗證 repo/API：%(url)s") % {"url": evidence["target_repo_url"]})
     if evidence.get("upload_id"):
@@ -82,17 +86,23 @@ def evidence_lines(evidence: dict) -> list[str]:
             % {
                 "id": evidence["upload_id"][:8],
                 "sha": evidence.get("sha256", "")[:12],
-                "rows": evidence.get("row_count", 0),
+                "rows": f"{int(evidence.get('row_count') or 0):,}",
             }
         )
     if evidence.get("kind") == "blocker":
         if evidence.get("data_request_id") and evidence.get("owner"):
+            data_request = requests.get(evidence["data_request_id"])
+            status = evidence.get("status", "")
             lines.append(
-                _("阻塞：請求 %(id)s · %(status)s · 負責人 %(owner)s")
+                _("卡住的是「%(dataset)s」：%(status)s，由 %(owner)s 負責交檔")
                 % {
-                    "id": evidence["data_request_id"][:8],
-                    "status": evidence.get("status", ""),
-                    "owner": evidence["owner"],
+                    "dataset": dataset_label(data_request.requested_dataset)
+                    if data_request
+                    else evidence["data_request_id"][:8],
+                    "status": DataRequest.Status(status).label
+                    if status in DataRequest.Status.values
+                    else status,
+                    "owner": data_request.data_owner_profile if data_request else evidence["owner"],
                 }
             )
             if evidence.get("overdue_by_seconds"):
@@ -118,9 +128,14 @@ def pls_console(request):
         messages.error(request, exc.detail)
         return redirect("board")
     job = next_job(project)
+    recent = list(recent_dispatches(project))
+    requests = requests_by_id(
+        [job.evidence.get("data_request_id") if job else None]
+        + [d.evidence.get("data_request_id") for d in recent]
+    )
     dispatches = [
-        (d, RULE_LABELS.get(d.evidence.get("rule"), ""), evidence_lines(d.evidence))
-        for d in recent_dispatches(project)
+        (d, RULE_LABELS.get(d.evidence.get("rule"), ""), evidence_lines(d.evidence, requests))
+        for d in recent
     ]
     return render(
         request,
@@ -128,7 +143,7 @@ def pls_console(request):
         {
             "project": project,
             "job": job,
-            "job_lines": evidence_lines(job.evidence),
+            "job_lines": evidence_lines(job.evidence, requests),
             "job_rule": RULE_LABELS.get(job.rule, ""),
             "dispatches": dispatches,
             "claims": recent_claims(project),

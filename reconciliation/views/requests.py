@@ -4,15 +4,17 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
 from reconciliation.forms import CloseRequestForm, DataRequestForm, ExtendDueForm
 from reconciliation.models import AuditEvent, DataRequest
-from reconciliation.permissions import Action
+from reconciliation.permissions import Action, can
 from reconciliation.selectors import board_requests, request_detail
-from reconciliation.selectors.requests import status_counts
+from reconciliation.selectors.requests import messages_for, status_counts
+from reconciliation.services.notify import taipei
 from reconciliation.services.requests import (
     close_data_request,
     create_data_request,
@@ -62,14 +64,19 @@ def request_create(request):
                 requested_dataset=data["requested_dataset"],
                 period_start=data["period_start"],
                 period_end=data["period_end"],
-                due_at=timezone.now() + timedelta(hours=data["due_in_hours"]),
+                due_at=data["due_at"],
                 audit_note=data["audit_note"],
             )
         except DomainError as exc:
+            # The service checks the due time as it does for the API.
             detail = exc.detail.get("message") if isinstance(exc.detail, dict) else exc.detail
-            form.add_error(None, detail)
+            form.add_error("due_at" if exc.code == "due_in_past" else None, detail)
         else:
-            messages.success(request, _("已建立 P0 資料請求，已通知 Wade、Louis、Huber。"))
+            messages.success(
+                request,
+                _("已建立 P0 資料請求，%(owner)s 須在 %(due)s 前交檔；已通知相關的人。")
+                % {"owner": data_request.data_owner_profile, "due": taipei(data_request.due_at)},
+            )
             return redirect("request-detail", pk=data_request.pk)
     return render(request, "reconciliation/request_form.html", {"form": form, "project": project})
 
@@ -88,7 +95,9 @@ def request_view(request, pk):
         {
             "req": data_request,
             "events": events,
-            "notifications": data_request.notifications.all(),
+            "notifications": messages_for(data_request, request.user),
+            "sees_all_messages": can(request.user, Action.CLOSE_REQUEST)
+            or request.user.is_superuser,
             "uploads": data_request.uploads.all(),
             "imports": data_request.imports.all(),
             "close_form": CloseRequestForm(),
@@ -115,6 +124,16 @@ def request_close(request, pk):
     return redirect("request-detail", pk=pk)
 
 
+def _back(request, pk):
+    """Where a form posted from elsewhere (the inbox's blocker card) returns."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("request-detail", pk=pk)
+
+
 @require_POST
 @permission_required(Action.CLOSE_REQUEST)
 def request_extend(request, pk):
@@ -122,7 +141,7 @@ def request_extend(request, pk):
     form = ExtendDueForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("請填寫新的到期時間。"))
-        return redirect("request-detail", pk=pk)
+        return _back(request, pk)
     try:
         extend_due(
             data_request=data_request,
@@ -133,8 +152,12 @@ def request_extend(request, pk):
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, _("已延長期限並通知資料負責人。"))
-    return redirect("request-detail", pk=pk)
+        messages.success(
+            request,
+            _("已把期限延到 %(due)s，並通知 %(owner)s。")
+            % {"due": taipei(data_request.due_at), "owner": data_request.data_owner_profile},
+        )
+    return _back(request, pk)
 
 
 @permission_required(Action.VIEW_DASHBOARD)

@@ -20,7 +20,12 @@ from reconciliation.models import Project, RevenueDecision
 from reconciliation.permissions import Action, can
 from reconciliation.selectors.claims import verified_claims
 from reconciliation.selectors.scorecard import Scorecard, default_project, scorecard
-from reconciliation.services.revenue import METRICS, open_exceptions, record_revenue_decision
+from reconciliation.services.revenue import (
+    AMOUNT_METRICS,
+    METRICS,
+    open_exceptions,
+    record_revenue_decision,
+)
 from reconciliation.views import charts
 from reconciliation.views.common import permission_required
 
@@ -140,9 +145,32 @@ METRIC_LABELS = {
 }
 
 
+# The first column of each breakdown, named for what it holds.
+DIMENSION_HEADERS = {
+    "by_day": gettext_lazy("日期"),
+    "by_source_event": gettext_lazy("直播場次/來源"),
+    "by_program": gettext_lazy("課程代碼"),
+    "by_discount_code": gettext_lazy("折扣碼"),
+}
+
+
+def export_number(metric: str, value):
+    """Money in whole NT$ and counts as integers: 638427480, never 638427480.0."""
+    if value is None:
+        return None
+    if metric in AMOUNT_METRICS or metric == "amount":
+        return int(round(float(value)))
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
     """(sheet name, header, rows) for every table of the scorecard."""
-    metrics_header = [str(METRIC_LABELS[m]) for m in METRICS]
+    metrics_header = [
+        f"{METRIC_LABELS[m]}（NT$）" if m in AMOUNT_METRICS else str(METRIC_LABELS[m])
+        for m in METRICS
+    ]
     totals = card.totals
     imported = card.reconciliation_import
     tables = [
@@ -158,7 +186,7 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
                 [_("待付款列"), imported.pending_count],
                 [_("已退款列"), imported.refunded_count],
                 [_("重複列"), imported.duplicate_count],
-                *[[str(METRIC_LABELS[m]), totals[m]] for m in METRICS],
+                *[[metrics_header[i], export_number(m, totals[m])] for i, m in enumerate(METRICS)],
                 [_("例外筆數"), card.summary.exception_count],
             ],
         )
@@ -172,21 +200,24 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
         tables.append(
             (
                 label,
-                [_("鍵"), *metrics_header],
-                [[r["key"], *(r[m] for m in METRICS)] for r in card.dimension(name)],
+                [str(DIMENSION_HEADERS[name]), *metrics_header],
+                [
+                    [r["key"], *(export_number(m, r[m]) for m in METRICS)]
+                    for r in card.dimension(name)
+                ],
             )
         )
     tables.append(
         (
             _("例外"),
-            [_("列號"), _("訂單編號"), _("問題"), _("負責人"), _("金額"), _("課程")],
+            [_("列號"), _("訂單編號"), _("問題"), _("負責人"), _("金額（NT$）"), _("課程")],
             [
                 [
                     e["row_number"],
                     e["order_id"],
                     e["label"],
                     e["owner_name"],
-                    e["amount"],
+                    export_number("amount", e["amount"]),
                     e["program_id"],
                 ]
                 for e in card.describe_exceptions(open_exceptions(project=card.project))

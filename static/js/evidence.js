@@ -91,6 +91,17 @@
     return detail || table.getAttribute("data-failed");
   }
 
+  // The inline reference starts as the row's payment reference (the default
+  // tag is paid); another tag wants its own reference, so it is cleared.
+  table.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.matches("form[data-inline-tag] select[name=tag]")) return;
+    var input = select.form.querySelector("input[name=ref]");
+    var own = input.getAttribute("data-payment-ref") || "";
+    if (select.value === "paid" && !input.value) input.value = own;
+    else if (select.value !== "paid" && input.value === own) input.value = "";
+  });
+
   table.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.matches("form[data-inline-tag]")) return;

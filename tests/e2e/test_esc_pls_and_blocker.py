@@ -43,9 +43,9 @@ def test_louis_reads_the_blocker_card(page_for, shot, louis, escalated):
     expect(page.get_by_test_id("unread-count")).to_have_text("2")
     card = page.locator("li.kind-blocker_card")
     expect(card).to_have_count(1)
-    expect(card).to_contain_text("[阻塞] Kolable 訂單付款檔逾期未交")
+    expect(card).to_contain_text("[阻塞] 「2026-05-12 至 2026-05-21 訂單付款匯出檔」逾期未交")
     expect(card).to_contain_text("誰負責：Wade")
-    expect(card).to_contain_text("暫停 Kolable revenue 認列，或延長交檔期限")
+    expect(card).to_contain_text("暫停 Kolable 營收認列，或延長交檔期限")
     shot(page, "esc-inbox-blocker-laptop")
 
     phone = page_for(louis, width=390, height=844)

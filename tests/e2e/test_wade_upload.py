@@ -74,7 +74,7 @@ def test_wade_fixes_a_bad_file_and_it_is_accepted(page_for, wade, louis, shot, t
     page.get_by_label("訂單付款檔（CSV 或 XLSX）").set_input_files(str(good))
     page.get_by_test_id("upload-submit").click()
     expect(result.get_by_test_id("result-status")).to_have_text("已通過")
-    expect(result.get_by_test_id("accepted-notice")).to_contain_text("6 列訂單已收下")
+    expect(result.get_by_test_id("accepted-notice")).to_contain_text("6 列已收下")
     expect(page.get_by_test_id("request-status")).to_have_text("已驗收")
     expect(page.get_by_test_id("upload-history").locator("tbody tr")).to_have_count(2)
     # An accepted file keeps the form open for a corrected or top-up file.

@@ -86,7 +86,7 @@ def test_blocker_card_says_what_since_when_who_and_the_decision(louis, wade):
     assert "缺什麼" in body and "order_id" in body and "owner_note" in body
     assert "2026-05-24 00:00" in body and "已逾期 2 小時 30 分" in body
     assert "誰負責：Wade" in body
-    assert "暫停 Kolable revenue 認列，或延長交檔期限" in body
+    assert "暫停 Kolable 營收認列，或延長交檔期限" in body
     assert f"/requests/{request.pk}/" in body
     assert card.payload["decision_options"] == ["pause_revenue_recognition", "extend_due_at"]
     assert card.payload["data_owner"] == "wade"

@@ -99,7 +99,8 @@ def decision_delta(book_summary: BookSummary | None, decision: RevenueDecision |
     }
 
 
-def _tell_louis_if_changed(book_summary: BookSummary, *, cause: str) -> None:
+def _tell_louis_if_changed(book_summary: BookSummary, *, cause: dict) -> None:
+    """cause: {"kind": "import", "file_name": …} or {"kind": "tags", "count": n}."""
     decision = latest_decision(book_summary.project)
     if decision is None:
         return

@@ -169,14 +169,12 @@ def advance_book(
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
     _tell_louis_if_changed(
-        book_summary,
-        cause=gettext("%(name)s 匯入了新版本")
-        % {"name": reconciliation_import.upload.original_name},
+        book_summary, cause={"kind": "import", "file_name": reconciliation_import.upload.original_name}
     )
     return book_summary
 
 
-def recompute_summary(*, project: Project, cause: str = "") -> BookSummary | None:
+def recompute_summary(*, project: Project, cause: dict | None = None) -> BookSummary | None:
     """Bring the book's summary up to date with Huber's current tags. Call
     after every tagging action; cost grows with the number of tagged orders,
     not with the size of the book."""
@@ -186,7 +184,7 @@ def recompute_summary(*, project: Project, cause: str = "") -> BookSummary | Non
             return None
         base = book_summary.totals.get("import_time") or _empty_base()
         _save_book(book_summary, base, _current(project, base))
-        _tell_louis_if_changed(book_summary, cause=cause or gettext("佐證標記有變更"))
+        _tell_louis_if_changed(book_summary, cause=cause or {"kind": "tags", "count": 0})
     return book_summary
 
 
