@@ -80,7 +80,7 @@ TEMPLATES = [
 
 # --- Database: SQLite by default, PostgreSQL through DATABASE_URL -------------
 # Lets two test runs on one machine use separate test databases.
-TEST_DB_SUFFIX = env("KOLABLE_TEST_DB_SUFFIX", default="")
+TEST_DB_SUFFIX = env("KOLABLE_TEST_DB_SUFFIX", default=env("TEST_DB_SUFFIX", default=""))
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -161,6 +161,13 @@ MAX_ROWS = env.int("MAX_ROWS", default=2_000_000)
 # Zip-bomb bounds, checked on the declared sizes before an XLSX is inflated.
 MAX_XLSX_UNCOMPRESSED_MB = env.int("MAX_XLSX_UNCOMPRESSED_MB", default=1024)
 XLSX_MAX_COMPRESSION_RATIO = env.int("XLSX_MAX_COMPRESSION_RATIO", default=200)
+# Spreadsheets are refused from cheap facts (extent, longest cell) before they
+# are read, then read in a child process under this address-space limit.
+SHEET_MAX_COLUMNS = env.int("SHEET_MAX_COLUMNS", default=256)
+SHEET_MAX_CELLS = env.int("SHEET_MAX_CELLS", default=30_000_000)
+SHEET_MAX_CELL_BYTES = env.int("SHEET_MAX_CELL_BYTES", default=131_072)
+SHEET_READER_MEMORY_MB = env.int("SHEET_READER_MEMORY_MB", default=2048)
+SHEET_READER_TIMEOUT_SECONDS = env.int("SHEET_READER_TIMEOUT_SECONDS", default=600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Key for hashing raw customer identifiers; separate from SECRET_KEY so the

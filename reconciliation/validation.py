@@ -97,6 +97,12 @@ ERRORS: dict[str, tuple] = {
         gettext_lazy("XLSX 解壓縮後的大小異常（%(detail)s），為了安全拒收。"),
         gettext_lazy("用 Excel 開啟後另存新檔，或改存成 CSV 再上傳。"),
     ),
+    "sheet_too_large": (
+        gettext_lazy("工作表的範圍大得異常（%(detail)s），為了安全拒收。"),
+        gettext_lazy(
+            "多半是遠處有一格內容或格式（例如最後一列、最後一欄）。只複製有資料的範圍貼到新活頁簿，或改存成 CSV 再上傳。"
+        ),
+    ),
     # row level
     "wrong_field_count": (
         gettext_lazy("這一列有 %(actual)s 個欄位，標題列有 %(expected)s 個。"),
@@ -131,6 +137,12 @@ ERRORS: dict[str, tuple] = {
     "unknown_payment_status": (
         gettext_lazy("payment_status「%(value)s」不是 paid / pending / refunded。"),
         gettext_lazy("改成 paid、pending 或 refunded（也可填 已付款、待付款、已退款）。"),
+    ),
+    "nul_character": (
+        gettext_lazy("%(column)s 含有 NUL 控制字元（\\0）。"),
+        gettext_lazy(
+            "多半是匯出程式或複製貼上帶進的隱藏字元；刪掉那一格重新輸入，或用 Excel 開啟後另存為「CSV UTF-8」。"
+        ),
     ),
     "card_number": (
         gettext_lazy("%(column)s 含有信用卡號 %(value)s。"),
@@ -349,6 +361,10 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
             normal[name] = columns[name]
 
     names = _column_names(raw.headers, positions)
+    for position, values in cells.items():
+        # No database text column takes a NUL; in any column it is the row's error.
+        has_nul = _np(pc.match_substring(values, "\x00"))
+        checks.append((has_nul, names.get(position, f"#{position + 1}"), "nul_character", None))
     errors.flagged = _scan_sensitive(cells, names, harmless, errors)
     for mask, column, code, values in checks:
         errors.add(mask, column, code, values)
@@ -500,7 +516,7 @@ class _RowErrors:
 
 
 def _shown(value, *, redact: bool) -> str:
-    text = "" if value is None else str(value)
+    text = ("" if value is None else str(value)).replace("\x00", privacy.NUL_SHOWN)
     if redact:
         text = privacy.redact(text)
     if len(text) > SHOWN_VALUE_CHARS:
