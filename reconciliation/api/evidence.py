@@ -9,7 +9,8 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
-from reconciliation.models import ImportSummary, OrderEvidence
+from reconciliation.inputs import Date, ModelText, Text
+from reconciliation.models import ImportSummary, OrderEvidence, OrderRow
 from reconciliation.permissions import Action
 from reconciliation.selectors import evidence as queue
 from reconciliation.services.evidence import tag_orders
@@ -69,37 +70,41 @@ class OrdersOut(Schema):
 
 
 class FilterIn(Schema):
-    program_id: str | None = Field(
+    program_id: ModelText(OrderRow, "program_id") | None = Field(
         None, description="default: the training programme; '*' for every programme"
     )
-    tag: str | None = Field(None, description="untagged, paid, refunded, rebought, unresolved, all")
+    tag: Text(20) | None = Field(
+        None, description="untagged, paid, refunded, rebought, unresolved, all"
+    )
     untagged: bool = False
-    payment_status: str | None = None
-    classification: str | None = None
-    source_event: str | None = None
-    discount_code: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    q: str | None = Field(None, description="exact order_id or payment_ref")
+    payment_status: Text(20) | None = None
+    classification: Text(20) | None = None
+    source_event: ModelText(OrderRow, "source_event") | None = None
+    discount_code: ModelText(OrderRow, "discount_code") | None = None
+    date_from: Date | None = None
+    date_to: Date | None = None
+    q: ModelText(OrderRow, "payment_ref") | None = Field(
+        None, description="exact order_id or payment_ref"
+    )
 
 
 class OrdersQuery(FilterIn):
     """The queue filter plus which import and which page."""
 
     import_id: UUID | None = None
-    cursor: str | None = None
+    cursor: Text(200) | None = None
     limit: int = Field(queue.DEFAULT_PAGE_SIZE, ge=1, le=queue.MAX_PAGE_SIZE)
 
 
 class EvidenceIn(Schema):
     import_id: UUID | None = None
-    order_ids: list[str] | None = None
+    order_ids: list[ModelText(OrderRow, "order_id")] | None = None
     filter: FilterIn | None = None
     tag: OrderEvidence.Tag
-    payment_ref: str = ""
-    refund_ref: str = ""
-    evidence_ref: str = ""
-    note: str = ""
+    payment_ref: ModelText(OrderEvidence, "payment_ref") = ""
+    refund_ref: ModelText(OrderEvidence, "refund_ref") = ""
+    evidence_ref: ModelText(OrderEvidence, "evidence_ref") = ""
+    note: ModelText(OrderEvidence, "note") = ""
     expected_count: int | None = Field(
         None, ge=0, description="refuse (409) when the filter now matches more orders than this"
     )

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, InvalidInput, NotFound
+from reconciliation.inputs import date_range_message, in_year_range, parse_uuid
 from reconciliation.models import OrderEvidence, OrderRow, OrderTag, ReconciliationImport
 
 UNTAGGED = "untagged"
@@ -217,10 +218,14 @@ def resolve_import(import_id=None) -> ReconciliationImport:
     """The named import, else the latest accepted one; 409 when there is none
     yet (nothing can be tagged before Wade's file is imported)."""
     if import_id:
+        # Not a UUID names nothing: the same 404 as an unknown id.
+        import_id = parse_uuid(import_id)
         found = (
             ReconciliationImport.objects.filter(pk=import_id, status__in=USABLE_IMPORT_STATUSES)
             .select_related("data_request")
             .first()
+            if import_id
+            else None
         )
         if found is None:
             raise NotFound("import_not_found", _("找不到這個已驗收的對帳匯入。"))
@@ -319,11 +324,14 @@ def _parse_date(params, key) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise InvalidInput(
             "invalid_filter", {"field": key, "message": _("日期格式應為 YYYY-MM-DD。")}
         ) from exc
+    if not in_year_range(day):
+        raise InvalidInput("invalid_filter", {"field": key, "message": date_range_message()})
+    return day
 
 
 def parse_filter(params, *, reconciliation_import, default_tag: str = "") -> QueueFilter:
