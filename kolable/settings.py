@@ -170,6 +170,12 @@ SHEET_MAX_CELLS = env.int("SHEET_MAX_CELLS", default=30_000_000)
 SHEET_MAX_CELL_BYTES = env.int("SHEET_MAX_CELL_BYTES", default=131_072)
 SHEET_READER_MEMORY_MB = env.int("SHEET_READER_MEMORY_MB", default=2048)
 SHEET_READER_TIMEOUT_SECONDS = env.int("SHEET_READER_TIMEOUT_SECONDS", default=600)
+# Larger files are validated in the django-q2 worker, not in the web request.
+UPLOAD_SYNC_MAX_MB = env.float("UPLOAD_SYNC_MAX_MB", default=10)
+# Row errors described per upload (the first by row); the rest are counted by code.
+ROW_ERRORS_REPORTED = env.int("ROW_ERRORS_REPORTED", default=50_000)
+# Error reports and refused files are purged after this (accepted files stay).
+UPLOAD_RETENTION_DAYS = env.int("UPLOAD_RETENTION_DAYS", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Key for hashing raw customer identifiers; separate from SECRET_KEY so the

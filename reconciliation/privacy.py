@@ -179,6 +179,8 @@ def find_sensitive(text: str) -> list[tuple[str, str]]:
 
 
 NUL_SHOWN = "\u2400"
+# Row-error codes of values that must never be kept (nor the file holding them).
+SENSITIVE_CODES = ("card_number", "payment_token")
 
 
 def redact(text: str) -> str:

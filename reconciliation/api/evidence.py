@@ -9,7 +9,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
-from reconciliation.inputs import Date, ModelText, Text
+from reconciliation.inputs import NOTE_MAX_LENGTH, Date, ModelText, Text
 from reconciliation.models import ImportSummary, OrderEvidence, OrderRow
 from reconciliation.permissions import Action
 from reconciliation.selectors import evidence as queue
@@ -101,10 +101,12 @@ class EvidenceIn(Schema):
     order_ids: list[ModelText(OrderRow, "order_id")] | None = None
     filter: FilterIn | None = None
     tag: OrderEvidence.Tag
-    payment_ref: ModelText(OrderEvidence, "payment_ref") = ""
-    refund_ref: ModelText(OrderEvidence, "refund_ref") = ""
-    evidence_ref: ModelText(OrderEvidence, "evidence_ref") = ""
-    note: ModelText(OrderEvidence, "note") = ""
+    # The column limits are the tagging service's (422 `too_long` naming the
+    # field); the schema only bounds the body and refuses a NUL.
+    payment_ref: Text(NOTE_MAX_LENGTH) = ""
+    refund_ref: Text(NOTE_MAX_LENGTH) = ""
+    evidence_ref: Text(NOTE_MAX_LENGTH) = ""
+    note: Text(NOTE_MAX_LENGTH) = ""
     expected_count: int | None = Field(
         None, ge=0, description="refuse (409) when the filter now matches more orders than this"
     )
