@@ -255,9 +255,7 @@ def _read_workbook(path: Path, kind: str, max_rows: int) -> RawTable:
             raise FileProblem("sheet_too_large", detail=f"> {timeout:.0f} s") from None
         answer = _child_answer(child.stdout)
         if child.returncode != 0 or answer is None:
-            logger.warning(
-                "spreadsheet reader for %s ended with %s", path.name, child.returncode
-            )
+            logger.warning("spreadsheet reader for %s ended with %s", path.name, child.returncode)
             # Killed or aborted by the address-space limit (a Rust allocation
             # failure aborts), or a MemoryError in Python.
             if (

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reconciliation', '0006_request_extended_verb'),
+        ("reconciliation", "0006_request_extended_verb"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='upload',
-            name='row_error_totals',
+            model_name="upload",
+            name="row_error_totals",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='upload',
-            name='storage_path',
+            model_name="upload",
+            name="storage_path",
             field=models.CharField(blank=True, max_length=500),
         ),
     ]

@@ -174,8 +174,9 @@ def read_tag_table(path: Path) -> TagTable:
         for i in np.flatnonzero(
             np.logical_or.reduce(
                 [
-                    pc.fill_null(pc.match_substring(pa.array(body[c].array), "\x00"), False)
-                    .to_numpy(zero_copy_only=False)
+                    pc.fill_null(
+                        pc.match_substring(pa.array(body[c].array), "\x00"), False
+                    ).to_numpy(zero_copy_only=False)
                     for c in body.columns
                 ]
             )

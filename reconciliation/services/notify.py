@@ -16,6 +16,7 @@ from reconciliation.models import DataRequest, Notification, Profile
 
 SUBJECT_MAX_LENGTH = Notification._meta.get_field("subject").max_length
 
+
 def taipei(dt) -> str:
     return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M")
 
