@@ -4,57 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("reconciliation", "0005_imports_orderrow_fk_constraint"),
+        ('reconciliation', '0005_imports_orderrow_fk_constraint'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="datarequest",
-            options={
-                "ordering": ["-created_at"],
-                "permissions": [
-                    ("close_datarequest", "Can close a data request or extend its due time"),
-                    ("upload_export", "Can upload an order/payment export"),
-                    ("run_import", "Can run a reconciliation import"),
-                    ("tag_evidence", "Can tag order evidence"),
-                    ("view_evidence", "Can view the evidence queue"),
-                    ("decide_revenue", "Can approve or pause revenue recognition"),
-                    ("dispatch_jobs", "Can ask for the next PLS job"),
-                    ("record_claim", "Can record PR/deployment claims"),
-                    (
-                        "record_project_context",
-                        "Can record the previous pack and target repository",
-                    ),
-                    ("view_dashboard", "Can see requests, scorecard and reports"),
-                ],
-                "verbose_name": "資料請求",
-                "verbose_name_plural": "資料請求",
-            },
+            name='datarequest',
+            options={'ordering': ['-created_at'], 'permissions': [('close_datarequest', 'Can close a data request or extend its due time'), ('upload_export', 'Can upload an order/payment export'), ('run_import', 'Can run a reconciliation import'), ('tag_evidence', 'Can tag order evidence'), ('view_evidence', 'Can view the evidence queue'), ('decide_revenue', 'Can approve or pause revenue recognition'), ('dispatch_jobs', 'Can ask for the next PLS job'), ('record_claim', 'Can record PR/deployment claims'), ('record_project_context', 'Can record the previous pack and target repository'), ('view_dashboard', 'Can see requests, scorecard and reports')], 'verbose_name': '資料請求', 'verbose_name_plural': '資料請求'},
         ),
         migrations.AlterField(
-            model_name="auditevent",
-            name="verb",
-            field=models.CharField(
-                choices=[
-                    ("request.created", "建立資料請求"),
-                    ("request.closed", "結案"),
-                    ("request.extended", "延長期限"),
-                    ("request.escalated", "逾期升級"),
-                    ("request.reminded", "逾期提醒"),
-                    ("upload.received", "收到檔案"),
-                    ("upload.accepted", "檔案驗收"),
-                    ("upload.schema_failed", "欄位不符"),
-                    ("import.done", "完成對帳匯入"),
-                    ("evidence.tagged", "標記佐證"),
-                    ("revenue.decided", "營收認列決定"),
-                    ("dispatch.decided", "PLS 派工"),
-                    ("claim.verified", "驗證成果連結"),
-                    ("claim.refused", "拒絕未驗證成果"),
-                    ("project.context", "更新專案脈絡"),
-                    ("auth.login_failed", "登入失敗"),
-                ],
-                max_length=40,
-            ),
+            model_name='auditevent',
+            name='verb',
+            field=models.CharField(choices=[('request.created', '建立資料請求'), ('request.closed', '結案'), ('request.extended', '延長期限'), ('request.escalated', '逾期升級'), ('request.reminded', '逾期提醒'), ('upload.received', '收到檔案'), ('upload.accepted', '檔案驗收'), ('upload.schema_failed', '欄位不符'), ('import.done', '完成對帳匯入'), ('evidence.tagged', '標記佐證'), ('revenue.decided', '營收認列決定'), ('dispatch.decided', 'PLS 派工'), ('claim.verified', '驗證成果連結'), ('claim.refused', '拒絕未驗證成果'), ('project.context', '更新專案脈絡'), ('auth.login_failed', '登入失敗')], max_length=40),
         ),
     ]
