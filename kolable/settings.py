@@ -128,7 +128,12 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+# The lock is keyed on the real client address: behind PROXY_COUNT proxies
+# (a load balancer is 1) it is the X-Forwarded-For entry the outermost proxy
+# wrote, counted from the right so a client cannot forge it; with 0 only
+# REMOTE_ADDR counts (reconciliation/client_address.py).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "reconciliation.client_address.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "board"
