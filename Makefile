@@ -21,13 +21,32 @@ $(STAMP): pyproject.toml
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
+# The demo's links (SITE_URL) follow PORT unless SITE_URL is set.
+SITE_URL ?= http://127.0.0.1:$(PORT)
+export SITE_URL
+
+# Stopping: each child runs in its own session (setsid), so Ctrl-C reaches
+# only this shell, which sends each child one SIGTERM, gives them
+# STOP_SECONDS, then SIGKILLs what is left. (Before, Ctrl-C hit every
+# process at once and `kill 0` signalled them again — a segfault at
+# interpreter exit and a qcluster master that hung for minutes.)
+STOP_SECONDS ?= 8
+define STOP_CHILDREN
+trap - INT TERM EXIT; \
+kill -TERM $$QPID $$WPID 2>/dev/null; \
+for i in $$(seq 1 $$(( $(STOP_SECONDS) * 10 ))); do \
+  kill -0 $$QPID 2>/dev/null || kill -0 $$WPID 2>/dev/null || break; sleep 0.1; \
+done; \
+kill -KILL -- -$$QPID -$$WPID 2>/dev/null; wait 2>/dev/null; exit 0
+endef
+
 run: migrate
 	$(BIN)/python manage.py seed_demo --token
 	$(BIN)/python manage.py setup_schedules
-	@echo "Serving http://127.0.0.1:$(PORT)  (web + django-q2 worker; Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(BIN)/python manage.py qcluster & \
-	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & \
+	@echo "Serving $(SITE_URL)  (web + django-q2 worker; Ctrl-C stops both)"
+	@setsid $(BIN)/python manage.py qcluster & QPID=$$!; \
+	  setsid $(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload & WPID=$$!; \
+	  trap '$(STOP_CHILDREN)' INT TERM EXIT; \
 	  wait
 
 # The production shape: gunicorn + whitenoise and a django-q2 cluster

@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Refuses an oversized upload before the CSRF check reads its body.
     "reconciliation.upload_limits.UploadSizeLimitMiddleware",
+    # A NUL in a parameter, form field or JSON body → 422 (after the size check).
+    "reconciliation.middleware.RejectNulMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a 429 page.
@@ -80,7 +82,7 @@ TEMPLATES = [
 
 # --- Database: SQLite by default, PostgreSQL through DATABASE_URL -------------
 # Lets two test runs on one machine use separate test databases.
-TEST_DB_SUFFIX = env("KOLABLE_TEST_DB_SUFFIX", default="")
+TEST_DB_SUFFIX = env("KOLABLE_TEST_DB_SUFFIX", default=env("TEST_DB_SUFFIX", default=""))
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -126,7 +128,12 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+# The lock is keyed on the real client address: behind PROXY_COUNT proxies
+# (a load balancer is 1) it is the X-Forwarded-For entry the outermost proxy
+# wrote, counted from the right so a client cannot forge it; with 0 only
+# REMOTE_ADDR counts (reconciliation/client_address.py).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "reconciliation.client_address.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "board"
@@ -161,6 +168,19 @@ MAX_ROWS = env.int("MAX_ROWS", default=2_000_000)
 # Zip-bomb bounds, checked on the declared sizes before an XLSX is inflated.
 MAX_XLSX_UNCOMPRESSED_MB = env.int("MAX_XLSX_UNCOMPRESSED_MB", default=1024)
 XLSX_MAX_COMPRESSION_RATIO = env.int("XLSX_MAX_COMPRESSION_RATIO", default=200)
+# Spreadsheets are refused from cheap facts (extent, longest cell) before they
+# are read, then read in a child process under this address-space limit.
+SHEET_MAX_COLUMNS = env.int("SHEET_MAX_COLUMNS", default=256)
+SHEET_MAX_CELLS = env.int("SHEET_MAX_CELLS", default=30_000_000)
+SHEET_MAX_CELL_BYTES = env.int("SHEET_MAX_CELL_BYTES", default=131_072)
+SHEET_READER_MEMORY_MB = env.int("SHEET_READER_MEMORY_MB", default=2048)
+SHEET_READER_TIMEOUT_SECONDS = env.int("SHEET_READER_TIMEOUT_SECONDS", default=600)
+# Larger files are validated in the django-q2 worker, not in the web request.
+UPLOAD_SYNC_MAX_MB = env.float("UPLOAD_SYNC_MAX_MB", default=10)
+# Row errors described per upload (the first by row); the rest are counted by code.
+ROW_ERRORS_REPORTED = env.int("ROW_ERRORS_REPORTED", default=50_000)
+# Error reports and refused files are purged after this (accepted files stay).
+UPLOAD_RETENTION_DAYS = env.int("UPLOAD_RETENTION_DAYS", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Key for hashing raw customer identifiers; separate from SECRET_KEY so the
@@ -178,6 +198,8 @@ if not DEBUG:
     # Off only for a plain-HTTP loopback run (`make loadtest`); never in production.
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # The load balancer's health check speaks plain HTTP to the app.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -5,13 +5,18 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from reconciliation.models import DEFAULT_DATASET
+from reconciliation.inputs import NOTE_MAX_LENGTH, date_range_message, in_year_range, max_length
+from reconciliation.models import DEFAULT_DATASET, DataRequest
 from reconciliation.permissions import Action, can
 from reconciliation.services.requests import DEFAULT_PERIOD, REQUEST_TTL
 
 
 class DataRequestForm(forms.Form):
-    requested_dataset = forms.CharField(label=_("資料集"), initial=DEFAULT_DATASET, max_length=300)
+    requested_dataset = forms.CharField(
+        label=_("資料集"),
+        initial=DEFAULT_DATASET,
+        max_length=max_length(DataRequest, "requested_dataset"),
+    )
     period_start = forms.DateField(
         label=_("期間起"),
         initial=DEFAULT_PERIOD[0],
@@ -30,7 +35,10 @@ class DataRequestForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
     )
     audit_note = forms.CharField(
-        label=_("決策備註"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("決策備註"),
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     def __init__(self, *args, default_owner: str | None = None, **kwargs):
@@ -51,6 +59,11 @@ class DataRequestForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("period_start"), cleaned.get("period_end")
+        for name in ("period_start", "period_end"):
+            if isinstance(cleaned.get(name), date) and not in_year_range(cleaned[name]):
+                self.add_error(name, date_range_message())
+                cleaned.pop(name)
+        start, end = cleaned.get("period_start"), cleaned.get("period_end")
         if isinstance(start, date) and isinstance(end, date) and end < start:
             self.add_error("period_end", _("期間迄日早於起日。"))
         return cleaned
@@ -67,3 +80,9 @@ class ExtendDueForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
     )
     note = forms.CharField(label=_("延期備註"), required=False, max_length=1000)
+
+    def clean_due_at(self):
+        due_at = self.cleaned_data["due_at"]
+        if not in_year_range(due_at):
+            raise forms.ValidationError(date_range_message())
+        return due_at

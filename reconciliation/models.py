@@ -179,7 +179,10 @@ class DataRequest(models.Model):
 
 class Upload(models.Model):
     """Every file ever received. The bytes are kept under DATA_DIR/uploads,
-    named by sha256, whatever the schema result."""
+    named by sha256 — except a refused file holding card numbers or payment
+    tokens (its bytes are deleted once validated) and refused files past
+    UPLOAD_RETENTION_DAYS; then `storage_path` is blank and the row (sha256,
+    size, who, when, the masked errors) is the evidence that it arrived."""
 
     class SchemaStatus(models.TextChoices):
         PENDING = "pending", _("檢查中")
@@ -201,7 +204,7 @@ class Upload(models.Model):
     detected_kind = models.CharField(max_length=10, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    storage_path = models.CharField(max_length=500)
+    storage_path = models.CharField(max_length=500, blank=True)
     schema_status = models.CharField(
         max_length=20, choices=SchemaStatus.choices, default=SchemaStatus.PENDING
     )
@@ -211,6 +214,8 @@ class Upload(models.Model):
         default=list, blank=True
     )  # the first few; full list in the report
     row_error_count = models.IntegerField(default=0)
+    # Every row error by code; row_errors and the report hold the first ones.
+    row_error_totals = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     row_count = models.IntegerField(default=0)
     report_path = models.CharField(max_length=500, blank=True)

@@ -189,10 +189,17 @@ def find_sensitive(text: str) -> list[tuple[str, str]]:
     return found
 
 
+NUL_SHOWN = "\u2400"
+# Row-error codes of values that must never be kept (nor the file holding them).
+SENSITIVE_CODES = ("card_number", "payment_token")
+
+
 def redact(text: str) -> str:
-    """`text` with every card number and payment token masked."""
+    """`text` with every card number and payment token masked (and NUL,
+    which no database text column takes, shown as ␀)."""
     if not text:
         return text
+    text = text.replace("\x00", NUL_SHOWN)
 
     def card(match):
         digits = re.sub(r"[ \-]", "", match.group())

@@ -5,7 +5,11 @@ The type comes from the bytes, never from the name or the Content-Type:
 * XLSX: a zip holding ``[Content_Types].xml`` and ``xl/workbook.xml``;
   ODS: a zip whose ``mimetype`` says so. Both are checked for zip bombs
   (declared sizes, compression ratio, entry count) before anything is
-  inflated, then read with python-calamine, the engine pandas uses.
+  inflated, then for their extent as the XML streams by (the declared
+  dimension, the highest cell reference, rows × columns, ODS repeat counts,
+  the longest cell), and only then read with python-calamine — in a child
+  process with an address-space limit (``sheet_reader.py``), so a trick the
+  cheap facts miss costs the child, not this process.
 * An OLE container (``D0 CF 11 E0``) is either a password-protected XLSX
   (it holds an ``EncryptedPackage`` stream) or a legacy ``.xls``; the latter
   is accepted only when calamine reads it cleanly.
@@ -27,27 +31,31 @@ and nothing else escapes ``read_upload``.
 import codecs
 import csv
 import io
-import itertools
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.ipc  # noqa: F401 - pa.ipc
 from django.conf import settings
 
-from reconciliation import schema
+from reconciliation.sheet_reader import HEADER_SEARCH_ROWS, MEMORY_ERROR_EXIT, find_header
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 logger = logging.getLogger(__name__)
 
 STRING = pd.ArrowDtype(pa.string())
-HEADER_SEARCH_ROWS = 30
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t")
 
@@ -189,6 +197,7 @@ def _read_zip(path: Path, max_rows: int) -> RawTable:
         else:
             raise FileProblem("unsupported_type", kind="ZIP")
         check_zip_bomb(archive)
+        check_sheet_extent(archive, kind, max_rows)
     return _read_workbook(path, kind, max_rows)
 
 
@@ -206,125 +215,245 @@ def _read_ole(path: Path, max_rows: int) -> RawTable:
 
 
 def _read_workbook(path: Path, kind: str, max_rows: int) -> RawTable:
-    """The first worksheet whose top rows carry the schema headers."""
-    from python_calamine import CalamineError, SheetTypeEnum, load_workbook
-
-    try:
-        workbook = load_workbook(str(path))
-        sheets = [
-            s.name for s in workbook.sheets_metadata if s.typ == SheetTypeEnum.WorkSheet
-        ] or list(workbook.sheet_names)
-    except (CalamineError, Exception) as exc:  # noqa: BLE001 - any parser error
-        raise FileProblem("unreadable_file", reason="damaged") from exc
-    fallback = None
-    for name in sheets:
+    """The first worksheet whose top rows carry the schema headers, read by
+    ``sheet_reader`` in a child process under an address-space limit."""
+    memory_mb = int(getattr(settings, "SHEET_READER_MEMORY_MB", 2048))
+    timeout = float(getattr(settings, "SHEET_READER_TIMEOUT_SECONDS", 600))
+    with tempfile.TemporaryDirectory(prefix="sheet-") as folder:
+        out = Path(folder) / "sheet.arrow"
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key in ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
+        }
+        # The system allocator: jemalloc/mimalloc reserve address space up front.
+        env.update(
+            PYTHONPATH=str(BASE_DIR),
+            ARROW_DEFAULT_MEMORY_POOL="system",
+            OMP_NUM_THREADS="1",
+            RAYON_NUM_THREADS="1",
+        )
         try:
-            sheet = workbook.get_sheet_by_name(name)
-            if sheet.total_height > max_rows + HEADER_SEARCH_ROWS:
-                raise FileProblem("too_many_rows", rows=sheet.total_height, limit=max_rows)
-            rows = sheet.to_python(skip_empty_area=False)
-        except FileProblem:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise FileProblem("unreadable_file", reason="damaged") from exc
-        top = [[_cell_text(v) for v in row] for row in rows[:HEADER_SEARCH_ROWS]]
-        index, score = find_header(top)
-        if score >= 3:
-            return _sheet_table(kind, name, rows, top, index, max_rows)
-        if fallback is None and any(any(c.strip() for c in row) for row in top):
-            fallback = (name, rows, top, index)
-    if fallback is None:
-        raise FileProblem("empty_file")
-    name, rows, top, index = fallback
-    return _sheet_table(kind, name, rows, top, index, max_rows)
-
-
-def _sheet_table(kind, name, rows, top, index, max_rows) -> RawTable:
-    headers = [h.strip() for h in top[index]]
-    body = rows[index + 1 :]
-    if len(body) > max_rows:
-        raise FileProblem("too_many_rows", rows=len(body), limit=max_rows)
-    width = len(headers)
-    # Transposed in C (zip), not cell by cell; calamine's rows are rectangular.
-    transposed = list(itertools.zip_longest(*body, fillvalue="")) if body else []
-    columns = {}
-    for position in range(width):
-        values = list(transposed[position]) if position < len(transposed) else [""] * len(body)
-        columns[position] = _text_array(values)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(body)))
-    row_numbers = np.arange(index + 2, index + 2 + len(body), dtype=np.int64)
+            child = subprocess.run(  # noqa: S603 - our own module, no shell
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciliation.sheet_reader",
+                    str(path),
+                    str(out),
+                    kind,
+                    str(max_rows),
+                    str(memory_mb),
+                ],
+                env=env,
+                cwd=str(BASE_DIR),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise FileProblem("sheet_too_large", detail=f"> {timeout:.0f} s") from None
+        answer = _child_answer(child.stdout)
+        if child.returncode != 0 or answer is None:
+            logger.warning("spreadsheet reader for %s ended with %s", path.name, child.returncode)
+            # Killed or aborted by the address-space limit (a Rust allocation
+            # failure aborts), or a MemoryError in Python.
+            if (
+                child.returncode < 0
+                or child.returncode == MEMORY_ERROR_EXIT
+                or b"MemoryError" in child.stderr[-4096:]
+            ):
+                raise FileProblem("sheet_too_large", detail=f"> {memory_mb:,} MB")
+            raise FileProblem("unreadable_file", reason="damaged")
+        if not answer.get("ok"):
+            raise FileProblem(answer.get("code", "unreadable_file"), **answer.get("params", {}))
+        with pa.OSFile(str(out), "rb") as source:  # a copy: the folder goes next
+            table = pa.ipc.open_file(source).read_all()
+    headers = answer["headers"]
+    index = int(answer["header_index"])
+    rows = table.num_rows
+    columns = {
+        position: pd.array(table.column(f"c{position}").combine_chunks(), dtype=STRING)
+        for position in range(len(headers))
+    }
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(rows))
     return RawTable(
         kind=kind,
         headers=headers,
         frame=frame,
-        row_numbers=row_numbers,
+        row_numbers=np.arange(index + 2, index + 2 + rows, dtype=np.int64),
         header_row=index + 1,
-        sheet=name,
+        sheet=answer.get("sheet", ""),
     )
 
 
-def _text_array(values: list) -> pd.arrays.ArrowExtensionArray:
-    """A column of cells as strings. Cells of one Python type convert
-    together in Arrow (dates, numbers); only odd types go cell by cell."""
-    types = np.fromiter(map(type, values), dtype=object, count=len(values))
-    kinds = set(types.tolist())
-    if kinds <= {str}:
-        return pd.array(values, dtype=STRING)
-    if len(kinds) == 1:
-        return pd.array(_typed_texts(next(iter(kinds)), values), dtype=STRING)
-    cells = np.empty(len(values), dtype=object)
-    cells[:] = values
-    text = np.full(len(values), "", dtype=object)
-    for kind in kinds:
-        mask = types == kind
-        part = cells[mask]
-        text[mask] = part if kind is str else _typed_texts(kind, part.tolist())
-    return pd.array(text, dtype=STRING)
-
-
-def _typed_texts(kind: type, values: list):
-    """Cells of one type as text: whole numbers without ".0", dates as
-    "2026-05-12 20:15:00"; anything odd (fractions of a second, huge or
-    non-finite numbers, booleans…) cell by cell."""
+def _child_answer(stdout: bytes) -> dict | None:
     try:
-        if kind is float:
-            numbers = pa.array(values, pa.float64())
-            whole = numbers.to_numpy(zero_copy_only=False)
-            if (np.isfinite(whole) & (whole == np.round(whole)) & (abs(whole) < 1e15)).all():
-                return pc.cast(pc.cast(numbers, pa.int64()), pa.string()).to_numpy(
-                    zero_copy_only=False
-                )
-        elif kind is int:
-            return pc.cast(pa.array(values, pa.int64()), pa.string()).to_numpy(zero_copy_only=False)
-        elif kind is datetime:
-            stamps = pc.cast(pa.array(values, pa.timestamp("us")), pa.timestamp("s"))
-            return pc.cast(stamps, pa.string()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-        pass
-    return np.array([_cell_text(v) for v in values], dtype=object)
+        line = stdout.decode("utf-8").strip().splitlines()[-1]
+        answer = json.loads(line)
+    except (UnicodeDecodeError, IndexError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
-def _cell_text(value) -> str:
-    """One spreadsheet cell as the text a person would type for it."""
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return ""
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    return str(value)
+# --- Spreadsheet extent from cheap facts ----------------------------------------
+
+_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?\bref=\"([^\"]{1,40})\"")
+_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]{0,200}?\br=\"([A-Za-z]{1,4})([0-9]{1,9})\"")
+_ROW_REF = re.compile(rb"<(?:\w+:)?row\b[^>]{0,200}?\br=\"([0-9]{1,9})\"")
+_REF = re.compile(r"\$?([A-Za-z]{1,4})\$?([0-9]{1,9})")
+SCAN_CHUNK = 1 << 20
+SCAN_OVERLAP = 512
+
+
+def _column_number(letters: bytes | str) -> int:
+    number = 0
+    for char in letters.upper() if isinstance(letters, str) else letters.decode().upper():
+        number = number * 26 + (ord(char) - 64)
+    return number
+
+
+def _sheet_limits(max_rows: int) -> tuple[int, int, int, int]:
+    return (
+        max_rows + HEADER_SEARCH_ROWS,
+        int(getattr(settings, "SHEET_MAX_COLUMNS", 256)),
+        int(getattr(settings, "SHEET_MAX_CELLS", 30_000_000)),
+        int(getattr(settings, "SHEET_MAX_CELL_BYTES", 131_072)),
+    )
+
+
+def _check_extent(rows: int, columns: int, max_rows: int) -> None:
+    row_limit, column_limit, cell_limit, _ = _sheet_limits(max_rows)
+    if rows > row_limit or columns > column_limit or rows * columns > cell_limit:
+        raise FileProblem("sheet_too_large", detail=f"{rows:,} × {columns:,}")
+
+
+def _scan_chunks(handle):
+    """(previous tail, chunk) of an inflated entry: a reference that spans
+    the boundary is still seen in tail + chunk."""
+    tail = b""
+    while True:
+        chunk = handle.read(SCAN_CHUNK)
+        if not chunk:
+            return
+        yield tail, chunk
+        tail = chunk[-SCAN_OVERLAP:]
+
+
+def _check_text_runs(buffer: bytes, carry: int, cell_limit: int) -> int:
+    """The longest run of text between two tags is the longest cell. Returns
+    the length of the run still open at the end of `buffer`."""
+    position = 0
+    run = carry
+    while True:
+        found = buffer.find(b"<", position)
+        stop = len(buffer) if found < 0 else found
+        run += stop - position
+        if run > cell_limit:
+            raise FileProblem("sheet_too_large", detail=f"{run // 1024:,} KB")
+        if found < 0:
+            return run
+        run = 0
+        end = buffer.find(b">", found)
+        if end < 0:
+            return 0
+        position = end + 1
+
+
+def check_sheet_extent(archive: zipfile.ZipFile, kind: str, max_rows: int) -> None:
+    """Refuse a spreadsheet whose declared or actual extent (highest row and
+    column, rows × columns) or longest cell is beyond the limits, from the
+    XML as it streams by: nothing dense is built, memory stays constant."""
+    if kind == "ods":
+        _check_ods_extent(archive, max_rows)
+        return
+    _, _, _, cell_limit = _sheet_limits(max_rows)
+    for info in archive.infolist():
+        name = info.filename
+        if not name.lower().endswith(".xml") or not name.startswith("xl/"):
+            continue
+        is_sheet = name.startswith("xl/worksheets/")
+        max_row = max_column = 0
+        carry = 0
+        seen_dimension = False
+        with archive.open(info) as handle:
+            for tail, chunk in _scan_chunks(handle):
+                carry = _check_text_runs(chunk, carry, cell_limit)
+                if not is_sheet:
+                    continue
+                buffer = tail + chunk
+                if not seen_dimension:
+                    found = _DIMENSION.search(buffer)
+                    if found:
+                        seen_dimension = True
+                        refs = _REF.findall(found.group(1).decode("ascii", "replace"))
+                        if refs:
+                            letters, digits = refs[-1]
+                            _check_extent(int(digits), _column_number(letters), max_rows)
+                rows = _ROW_REF.findall(buffer)
+                if rows:
+                    max_row = max(max_row, max(map(int, rows)))
+                cells = _CELL_REF.findall(buffer)
+                if cells:
+                    max_row = max(max_row, max(int(d) for _, d in cells))
+                    max_column = max(max_column, max(_column_number(c) for c, _ in cells))
+                if max_row or max_column:
+                    _check_extent(max_row, max(max_column, 1), max_rows)
+
+
+_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+
+
+def _check_ods_extent(archive: zipfile.ZipFile, max_rows: int) -> None:
+    """ODS repeats rows and cells by count (``number-rows-repeated``,
+    ``number-columns-repeated``): a few bytes can stand for a million rows.
+    Walk content.xml as a stream and add up the rows and columns that carry
+    something (trailing empty repeats are what LibreOffice always writes and
+    cost nothing)."""
+    from xml.etree.ElementTree import iterparse  # noqa: S405 - expat, entities bounded
+
+    _, _, _, cell_limit = _sheet_limits(max_rows)
+    if "content.xml" not in archive.namelist():
+        return
+    row_tag, cell_tag = _ODS_TABLE + "table-row", _ODS_TABLE + "table-cell"
+    covered = _ODS_TABLE + "covered-table-cell"
+    table_tag = _ODS_TABLE + "table"
+    rows_repeat = _ODS_TABLE + "number-rows-repeated"
+    columns_repeat = _ODS_TABLE + "number-columns-repeated"
+    value_type = _ODS_OFFICE + "value-type"
+    with archive.open("content.xml") as handle:
+        extent_rows = 0
+        width = 0
+        for event, element in iterparse(handle, events=("start", "end")):  # noqa: S314
+            if event == "start":
+                if element.tag == table_tag:
+                    extent_rows = 0
+                continue
+            if element.tag == row_tag:
+                column = 0
+                last_filled = 0
+                for cell in element:
+                    if cell.tag not in (cell_tag, covered):
+                        continue
+                    repeat = int(cell.get(columns_repeat) or 1)
+                    column += repeat
+                    text = "".join(cell.itertext())
+                    if len(text.encode("utf-8")) > cell_limit:
+                        raise FileProblem("sheet_too_large", detail=f"{len(text) // 1024:,} KB")
+                    if text or cell.get(value_type):
+                        last_filled = column
+                repeat = int(element.get(rows_repeat) or 1)
+                if last_filled:
+                    extent_rows += repeat
+                    width = max(width, last_filled)
+                    _check_extent(extent_rows, width, max_rows)
+                else:
+                    # Empty rows count only when something follows them.
+                    extent_rows += min(repeat, max_rows + HEADER_SEARCH_ROWS + 1)
+                element.clear()
+            elif element.tag == table_tag:
+                element.clear()
 
 
 # --- CSV ------------------------------------------------------------------------
@@ -352,20 +481,6 @@ def _to_utf8(data: bytes) -> tuple[bytes, str]:
             except UnicodeDecodeError as exc:
                 raise FileProblem("unreadable_file", reason="encoding") from exc
     return data, ""
-
-
-def find_header(rows: list[list[str]]) -> tuple[int, int]:
-    """(index, score) of the row naming the most distinct schema columns; the
-    first non-empty row (score 0) when none does."""
-    best, best_score = None, 0
-    for index, row in enumerate(rows):
-        names = {schema.canonical_column(cell) for cell in row if str(cell).strip()}
-        names.discard(None)
-        if len(names) > best_score:
-            best, best_score = index, len(names)
-    if best is None:
-        best = next((i for i, row in enumerate(rows) if any(str(c).strip() for c in row)), 0)
-    return best, best_score
 
 
 def _sniff_layout(text: str) -> tuple[str, int, list[str], int]:

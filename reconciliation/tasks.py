@@ -15,6 +15,28 @@ def import_upload(upload_id: str):
     return str(result.pk) if result is not None else None
 
 
+def validate_upload(upload_id: str):
+    """Queued by `services.uploads.receive_upload` for a file above UPLOAD_SYNC_MAX_MB."""
+    from reconciliation.services.uploads import validate_pending_upload
+
+    upload = validate_pending_upload(upload_id=upload_id)
+    return upload.schema_status if upload is not None else None
+
+
+def validate_stalled_uploads():
+    """Every 5 minutes (`setup_schedules`): uploads left pending by a lost task."""
+    from reconciliation.services.uploads import validate_stalled_uploads as sweep
+
+    return sweep()
+
+
+def purge_expired_uploads():
+    """Daily (`setup_schedules`): error reports and refused files past UPLOAD_RETENTION_DAYS."""
+    from reconciliation.services.uploads import purge_expired_uploads as purge
+
+    return purge()
+
+
 def import_stalled_uploads():
     """Every minute (`setup_schedules`): import accepted uploads left without one."""
     from reconciliation.services.imports import import_stalled_uploads as sweep

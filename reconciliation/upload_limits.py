@@ -5,7 +5,7 @@ Django parses a multipart body the first time anything touches
 session POST, before the view runs. DATA_UPLOAD_MAX_MEMORY_SIZE does not
 limit files, so a 2 GB post would be streamed to disk before the view could
 say no. This middleware answers 413 from the declared Content-Length for
-the two upload endpoints; the upload service also counts the bytes it
+every upload endpoint (Huber's tag file too); the upload service also counts the bytes it
 actually receives (a body without a Content-Length has none Django reads).
 """
 
@@ -17,7 +17,10 @@ from django.utils.translation import gettext as _
 
 from reconciliation.services.uploads import max_upload_bytes
 
-UPLOAD_PATHS = re.compile(r"^/(?:api/kolable/data-requests/[^/]+/upload/?|requests/[^/]+/upload/)$")
+# Every path that takes a file: Wade's export (API and page) and Huber's tag file.
+UPLOAD_PATHS = re.compile(
+    r"^/(?:api/kolable/data-requests/[^/]+/upload/?|requests/[^/]+/upload/|evidence/import/)$"
+)
 # Room for the multipart boundary and the form's other fields.
 MULTIPART_SLACK = 1_048_576
 

@@ -97,6 +97,12 @@ ERRORS: dict[str, tuple] = {
         gettext_lazy("XLSX 解壓縮後的大小異常（%(detail)s），為了安全拒收。"),
         gettext_lazy("用 Excel 開啟後另存新檔，或改存成 CSV 再上傳。"),
     ),
+    "sheet_too_large": (
+        gettext_lazy("工作表的範圍大得異常（%(detail)s），為了安全拒收。"),
+        gettext_lazy(
+            "多半是遠處有一格內容或格式（例如最後一列、最後一欄）。只複製有資料的範圍貼到新活頁簿，或改存成 CSV 再上傳。"
+        ),
+    ),
     # row level
     "wrong_field_count": (
         gettext_lazy("這一列有 %(actual)s 個欄位，標題列有 %(expected)s 個。"),
@@ -132,13 +138,23 @@ ERRORS: dict[str, tuple] = {
         gettext_lazy("payment_status「%(value)s」不是 paid / pending / refunded。"),
         gettext_lazy("改成 paid、pending 或 refunded（也可填 已付款、待付款、已退款）。"),
     ),
+    "nul_character": (
+        gettext_lazy("%(column)s 含有 NUL 控制字元（\\0）。"),
+        gettext_lazy(
+            "多半是匯出程式或複製貼上帶進的隱藏字元；刪掉那一格重新輸入，或用 Excel 開啟後另存為「CSV UTF-8」。"
+        ),
+    ),
     "card_number": (
         gettext_lazy("%(column)s 含有信用卡號 %(value)s。"),
-        gettext_lazy("刪除卡號再上傳；付款單號請填金流交易編號。系統不保存卡號。"),
+        gettext_lazy(
+            "刪除卡號再上傳；付款單號請填金流交易編號。系統不保存卡號，這個檔案的原始檔也不保存。"
+        ),
     ),
     "payment_token": (
         gettext_lazy("%(column)s 含有付款 token %(value)s。"),
-        gettext_lazy("刪除付款 token，改填金流交易編號。系統不保存 token。"),
+        gettext_lazy(
+            "刪除付款 token，改填金流交易編號。系統不保存 token，這個檔案的原始檔也不保存。"
+        ),
     ),
 }
 
@@ -211,10 +227,19 @@ class ValidationResult:
     )
     warnings: list = field(default_factory=list)
     frame: pd.DataFrame | None = None
+    # Every row error counted, by code; `row_errors` holds only the first
+    # ROW_ERRORS_REPORTED of them by row (a file whose every row is wrong
+    # must not cost gigabytes to describe).
+    row_error_totals: dict = field(default_factory=dict)
 
     @property
     def accepted(self) -> bool:
-        return not self.missing_fields and not self.file_errors and self.row_errors.empty
+        return (
+            not self.missing_fields
+            and not self.file_errors
+            and self.row_errors.empty
+            and not self.row_error_totals
+        )
 
     @property
     def schema_status(self) -> str:
@@ -222,7 +247,16 @@ class ValidationResult:
 
     @property
     def row_error_count(self) -> int:
-        return len(self.row_errors)
+        return max(sum(self.row_error_totals.values()), len(self.row_errors))
+
+    @property
+    def row_errors_truncated(self) -> bool:
+        return self.row_error_count > len(self.row_errors)
+
+    @property
+    def holds_sensitive_values(self) -> bool:
+        """A card number or payment token somewhere in the file."""
+        return any(self.row_error_totals.get(code) for code in SENSITIVE_CODES)
 
     def row_error_dicts(self, limit: int | None = None) -> list[dict]:
         """[{row, column, code, message, hint, value}] in row order."""
@@ -253,6 +287,15 @@ def message_params(code: str, value: str) -> dict:
     if code == "too_long":
         return {"limit": value}
     return {}
+
+
+SENSITIVE_CODES = privacy.SENSITIVE_CODES
+
+
+def reported_row_errors() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "ROW_ERRORS_REPORTED", 50_000))
 
 
 # --- Entry points ---------------------------------------------------------------
@@ -349,10 +392,36 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
             normal[name] = columns[name]
 
     names = _column_names(raw.headers, positions)
+    for position, values in cells.items():
+        # No database text column takes a NUL; in any column it is the row's error.
+        has_nul = _np(pc.match_substring(values, "\x00"))
+        checks.append((has_nul, names.get(position, f"#{position + 1}"), "nul_character", None))
     errors.flagged = _scan_sensitive(cells, names, harmless, errors)
+    totals: dict[str, int] = {}
+    for mask, _column, code, _values in checks:
+        count = int(mask.sum())
+        if count:
+            totals[code] = totals.get(code, 0) + count
+    for _row, _column, code, _value in errors.singles:
+        totals[code] = totals.get(code, 0) + 1
+    result.row_error_totals = totals
+    # Only the first ROW_ERRORS_REPORTED errors by row are described.
+    limit = reported_row_errors()
+    cutoff = len(row_numbers)
+    if sum(totals.values()) > limit and cutoff:
+        per_row = np.zeros(cutoff, dtype=np.int64)
+        for mask, *_rest in checks:
+            per_row += mask
+        for index in errors.single_indexes:
+            per_row[index] += 1
+        cutoff = max(int(np.searchsorted(np.cumsum(per_row), limit, side="right")), 1)
+        errors.keep_rows_before(cutoff)
     for mask, column, code, values in checks:
+        if cutoff < len(mask):
+            mask = mask.copy()
+            mask[cutoff:] = False
         errors.add(mask, column, code, values)
-    result.row_errors = errors.frame()
+    result.row_errors = errors.frame().head(limit)
     if not result.missing_fields and not result.file_errors:
         result.frame = _normalised_frame(normal)
     return result
@@ -447,7 +516,17 @@ class _RowErrors:
         self.row_numbers = row_numbers
         self.blocks: list[pd.DataFrame] = []
         self.singles: list[tuple[int, str, str, str]] = []
+        # The frame position of each single that belongs to a data row.
+        self.single_indexes: list[int] = []
         self.flagged = np.zeros(len(row_numbers), dtype=bool)
+
+    def keep_rows_before(self, cutoff: int) -> None:
+        """Drop the single errors of data rows at or after position `cutoff`
+        (and of ragged records below that row)."""
+        if cutoff >= len(self.row_numbers):
+            return
+        last_row = int(self.row_numbers[cutoff - 1]) if cutoff else 0
+        self.singles = [s for s in self.singles if s[0] <= last_row]
 
     def add(self, mask: np.ndarray, column: str, code: str, values) -> None:
         """`values`: the column (shown, masked where the row is flagged), a
@@ -484,6 +563,7 @@ class _RowErrors:
         self.singles.append((int(row), column, code, value))
 
     def single_at(self, index: int, column: str, code: str, value: str) -> None:
+        self.single_indexes.append(index)
         self.single(self.row_numbers[index], column, code, value)
 
     def frame(self) -> pd.DataFrame:
@@ -500,7 +580,7 @@ class _RowErrors:
 
 
 def _shown(value, *, redact: bool) -> str:
-    text = "" if value is None else str(value)
+    text = ("" if value is None else str(value)).replace("\x00", privacy.NUL_SHOWN)
     if redact:
         text = privacy.redact(text)
     if len(text) > SHOWN_VALUE_CHARS:

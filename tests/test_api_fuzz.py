@@ -49,3 +49,54 @@ def test_api_never_fails_and_matches_its_schema(case, pls_token):
         headers={"Authorization": f"Token {pls_token}"},
         checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
     )
+
+
+OVER_LONG = "x" * 6000  # beyond every text limit of the API (the longest is 5,000)
+
+
+def _documented_names() -> set[str]:
+    """Every parameter and schema property the OpenAPI document names (the
+    generator also sends undocumented keys, which the API rightly ignores)."""
+    from reconciliation.api import api
+
+    document = api.get_openapi_schema()
+    names = set()
+    for component in document.get("components", {}).get("schemas", {}).values():
+        names.update(component.get("properties", {}))
+    for path in document["paths"].values():
+        for operation in path.values():
+            names.update(p["name"] for p in operation.get("parameters", []))
+    return names
+
+
+def _poison(case, value_of) -> bool:
+    """Replace the first documented text field of the body (else of the
+    query) with value_of(original). False when the operation got no text."""
+    documented = _documented_names()
+    for container in (case.body, case.query):
+        if isinstance(container, dict):
+            for key, value in container.items():
+                if key in documented and isinstance(value, str):
+                    container[key] = value_of(value)
+                    return True
+    return False
+
+
+def _call_poisoned(case, token, poison) -> None:
+    poisoned = _poison(case, poison)
+    response = case.call(headers={"Authorization": f"Token {token}"})
+    assert response.status_code < 500, response.text[:300]
+    if poisoned:
+        assert 400 <= response.status_code < 500, (case.operation.label, response.status_code)
+
+
+@schema.parametrize()
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_nul_in_any_text_is_a_4xx(case, pls_token):
+    _call_poisoned(case, pls_token, lambda value: value[:10] + "\x00" + value[10:])
+
+
+@schema.parametrize()
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+def test_over_long_text_is_a_4xx(case, pls_token):
+    _call_poisoned(case, pls_token, lambda value: OVER_LONG)

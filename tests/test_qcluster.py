@@ -58,8 +58,12 @@ def test_setup_schedules_is_idempotent(db):
         "kolable-escalation-sweep",
         "kolable-deliver-notifications",
         "kolable-import-stalled",
+        "kolable-validate-stalled",
+        "kolable-purge-uploads",
         "heartbeat",
     }
+    purge = Schedule.objects.get(name="kolable-purge-uploads")
+    assert purge.func == "reconciliation.tasks.purge_expired_uploads"
     # The cluster settings the schedules rely on.
     assert settings.Q_CLUSTER["catch_up"] is False
     assert settings.Q_CLUSTER["retry"] > settings.Q_CLUSTER["timeout"]

@@ -34,3 +34,33 @@ def test_pages_send_a_csp_without_unsafe_inline(client, louis):
     assert "unsafe-inline" not in policy
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_behind_the_proxy_the_lock_is_the_attackers_address_not_louis(client, louis, settings):
+    """With PROXY_COUNT=1 (a load balancer) every request comes from the
+    balancer's address; the lock is keyed on the client address the balancer
+    appended to X-Forwarded-For, so five bad posts lock the attacker, while
+    Louis signs in from his own address."""
+    from axes.models import AccessAttempt
+
+    settings.PROXY_COUNT = 1
+    balancer = {"REMOTE_ADDR": "10.0.0.2"}
+    attacker = {**balancer, "HTTP_X_FORWARDED_FOR": "198.51.100.66"}
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "louis", "password": "wrong"}, **attacker)
+    locked = client.post(
+        "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **attacker
+    )
+    assert locked.status_code == 429
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"198.51.100.66"}
+    # A spoofed left-most entry does not move the attacker to a fresh address.
+    spoofed = {**balancer, "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.66"}
+    again = client.post(
+        "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **spoofed
+    )
+    assert again.status_code == 429
+    own = {**balancer, "HTTP_X_FORWARDED_FOR": "203.0.113.10"}
+    signed_in = client.post(
+        "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **own
+    )
+    assert signed_in.status_code == 302

@@ -1,6 +1,8 @@
 """The JSON API (SPEC §8), django-ninja. Each capability has its own router
 module; this one wires authentication, the error shape and the routers."""
 
+import logging
+
 from django.http import Http404
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
@@ -9,6 +11,8 @@ from ninja.renderers import JSONRenderer
 
 from reconciliation.api.auth import SessionAuth, TokenAuth
 from reconciliation.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class UnicodeJSONRenderer(JSONRenderer):
@@ -44,6 +48,10 @@ def on_domain_error(request, exc: DomainError):
 
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc: ValidationError):
+    if exc.errors and all(list(e.get("loc", []))[:1] == ["path"] for e in exc.errors):
+        # A path id that is not a UUID names nothing: the same answer as an
+        # unknown one.
+        return on_not_found(request, exc)
     detail = [
         {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors
@@ -74,6 +82,16 @@ def on_http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
     return error_response(request, 404, "not_found", _("找不到這筆資料。"))
+
+
+@api.exception_handler(Exception)
+def on_unexpected_error(request, exc: Exception):
+    """Anything else is our bug, never the caller's: the documented JSON
+    shape (not Django's HTML page) and the traceback in the log."""
+    logger.exception("API %s %s failed", request.method, request.path)
+    return error_response(
+        request, 500, "server_error", _("伺服器發生錯誤，已記錄；請稍後再試或通知管理員。")
+    )
 
 
 from reconciliation.api import requests as _requests  # noqa: E402

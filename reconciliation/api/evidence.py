@@ -11,7 +11,8 @@ from ninja import Field, Query, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import NotFound
-from reconciliation.models import OrderEvidence
+from reconciliation.inputs import NOTE_MAX_LENGTH, Date, ModelText, Text
+from reconciliation.models import OrderEvidence, OrderRow
 from reconciliation.permissions import Action
 from reconciliation.selectors import evidence as queue
 from reconciliation.selectors import orders as order_selectors
@@ -76,18 +77,22 @@ class OrdersOut(Schema):
 
 
 class FilterIn(Schema):
-    program_id: str | None = Field(
+    program_id: ModelText(OrderRow, "program_id") | None = Field(
         None, description="default: the training programme; '*' for every programme"
     )
-    tag: str | None = Field(None, description="untagged, paid, refunded, rebought, unresolved, all")
+    tag: Text(20) | None = Field(
+        None, description="untagged, paid, refunded, rebought, unresolved, all"
+    )
     untagged: bool = False
-    payment_status: str | None = None
-    classification: str | None = None
-    source_event: str | None = None
-    discount_code: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    q: str | None = Field(None, description="exact order_id or payment_ref")
+    payment_status: Text(20) | None = None
+    classification: Text(20) | None = None
+    source_event: ModelText(OrderRow, "source_event") | None = None
+    discount_code: ModelText(OrderRow, "discount_code") | None = None
+    date_from: Date | None = None
+    date_to: Date | None = None
+    q: ModelText(OrderRow, "payment_ref") | None = Field(
+        None, description="exact order_id or payment_ref"
+    )
     changed: bool = Field(False, description="only orders a later file changed")
     stale_tag: bool = Field(False, description="only orders whose tag predates a change")
     import_id: UUID | None = Field(None, description="only the orders that import's file had")
@@ -96,18 +101,20 @@ class FilterIn(Schema):
 class OrdersQuery(FilterIn):
     """The queue filter plus which page."""
 
-    cursor: str | None = None
+    cursor: Text(200) | None = None
     limit: int = Field(queue.DEFAULT_PAGE_SIZE, ge=1, le=queue.MAX_PAGE_SIZE)
 
 
 class EvidenceIn(Schema):
-    order_ids: list[str] | None = None
+    order_ids: list[ModelText(OrderRow, "order_id")] | None = None
     filter: FilterIn | None = None
     tag: OrderEvidence.Tag
-    payment_ref: str = ""
-    refund_ref: str = ""
-    evidence_ref: str = ""
-    note: str = ""
+    # The column limits are the tagging service's (422 `too_long` naming the
+    # field); the schema only bounds the body and refuses a NUL.
+    payment_ref: Text(NOTE_MAX_LENGTH) = ""
+    refund_ref: Text(NOTE_MAX_LENGTH) = ""
+    evidence_ref: Text(NOTE_MAX_LENGTH) = ""
+    note: Text(NOTE_MAX_LENGTH) = ""
     expected_count: int | None = Field(
         None, ge=0, description="refuse (409) when the filter now matches more orders than this"
     )

@@ -12,6 +12,7 @@ from ninja import Field, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import InvalidInput
+from reconciliation.inputs import ModelText
 from reconciliation.models import ArtifactClaim, Project
 from reconciliation.permissions import Action
 from reconciliation.selectors.dispatch import verified_repository
@@ -39,7 +40,7 @@ class DispatchOut(Schema):
 
 class ClaimIn(Schema):
     kind: Literal["github_pr", "deployment"]
-    url: str = Field(..., min_length=1, max_length=1000)
+    url: ModelText(ArtifactClaim, "url") = Field(..., min_length=1)
     project_id: UUID | None = None
 
 
@@ -58,8 +59,8 @@ class ClaimOut(Schema):
 
 class ProjectContextIn(Schema):
     project_id: UUID | None = None
-    previous_pack_ref: str | None = Field(None, max_length=500)
-    target_repo_url: str | None = Field(None, max_length=1000)
+    previous_pack_ref: ModelText(Project, "previous_pack_ref") | None = None
+    target_repo_url: ModelText(ArtifactClaim, "url") | None = None
 
 
 class ProjectContextOut(Schema):

@@ -11,6 +11,8 @@ from pydantic import ConfigDict, Field
 
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.api.requests import ImportBriefOut
+from reconciliation.inputs import ModelText
+from reconciliation.models import RevenueDecision
 from reconciliation.permissions import Action
 from reconciliation.selectors.scorecard import default_project, scorecard, scorecard_as_api
 from reconciliation.services.imports import import_for_request
@@ -29,7 +31,7 @@ class ImportOut(ImportBriefOut):
 
 class DecisionIn(Schema):
     decision: Literal["approve", "pause"]
-    note: str = ""
+    note: ModelText(RevenueDecision, "note") = ""
     expected_book_version: int | None = Field(
         None, description="refuse (409 book_changed) when the book moved past this version"
     )

@@ -7,6 +7,7 @@ from ninja import Field, Router, Schema
 
 from reconciliation import selectors
 from reconciliation.api.common import ErrorOut, require
+from reconciliation.inputs import Date, DateTime, ModelText, Text
 from reconciliation.models import DataRequest, Project
 from reconciliation.permissions import Action
 from reconciliation.services.requests import close_data_request, create_data_request, extend_due
@@ -99,21 +100,21 @@ class DataRequestOut(Schema):
 
 class DataRequestIn(Schema):
     project_id: UUID | None = None
-    requested_dataset: str | None = None
-    period_start: date | None = None
-    period_end: date | None = None
-    due_at: datetime | None = None
-    data_owner: str | None = None
-    audit_note: str = ""
+    requested_dataset: ModelText(DataRequest, "requested_dataset") | None = None
+    period_start: Date | None = None
+    period_end: Date | None = None
+    due_at: DateTime | None = None
+    data_owner: Text(150) | None = None
+    audit_note: ModelText(DataRequest, "audit_note") = ""
 
 
 class CloseIn(Schema):
-    note: str = ""
+    note: Text(1000) = ""
 
 
 class ExtendIn(Schema):
-    due_at: datetime
-    note: str = ""
+    due_at: DateTime
+    note: Text(1000) = ""
 
 
 def person(profile) -> dict:
@@ -182,7 +183,7 @@ def create_request(request, payload: DataRequestIn):
 
 
 @router.get("/data-requests", response={200: list[DataRequestOut], 403: ErrorOut})
-def list_requests(request, status: str | None = None):
+def list_requests(request, status: Text(20) | None = None):
     require(request, Action.VIEW_DASHBOARD)
     return [request_out(r) for r in selectors.request_list_for_api(status=status)]
 

@@ -91,6 +91,14 @@ class UploadResultOut(Schema):
     row_errors: list[RowErrorOut]
     row_error_count: int
     row_errors_truncated: bool
+    row_error_totals: dict[str, int] = Field(
+        default_factory=dict, description="every row error, counted by code"
+    )
+    bytes_kept: bool = Field(
+        True,
+        description="false when the original bytes were not kept: a refused file holding "
+        "card numbers or payment tokens, or a refused file past UPLOAD_RETENTION_DAYS",
+    )
     warnings: list[WarningOut]
     report: ReportOut | None = None
     request_status: str
@@ -144,6 +152,8 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
         "row_errors": upload.row_errors,
         "row_error_count": upload.row_error_count,
         "row_errors_truncated": upload.row_error_count > len(upload.row_errors),
+        "row_error_totals": upload.row_error_totals or {},
+        "bytes_kept": bool(upload.storage_path),
         "warnings": upload.warnings,
         "report": (
             {"xlsx": links["report_xlsx_url"], "csv": links["report_csv_url"]}
@@ -167,6 +177,7 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
     response={
         200: UploadResultOut,
         201: UploadResultOut,
+        202: UploadResultOut,
         401: ErrorOut,
         403: ErrorOut,
         404: ErrorOut,
@@ -179,14 +190,19 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
     openapi_extra=MULTIPART_BODY,
 )
 def upload_export(request, request_id: UUID):
-    """Multipart field `file`. 201 `schema_status: accepted`; 422
+    """Multipart field `file`. Above UPLOAD_SYNC_MAX_MB (default 10 MB) the
+    file is validated in the worker: 202 `schema_status: pending` at once,
+    then GET /api/kolable/uploads/{upload_id} until it is accepted or
+    schema_failed. Otherwise: 201 `schema_status: accepted`; 422
     `schema_status: schema_failed` with `missing_fields`, `file_errors` and
     `row_errors` [{row, column, code, message, hint, value}] (the first 200;
-    `row_error_count` is the total and `report` links the full list as
-    XLSX/CSV); 200 with `duplicate_of` when these exact bytes were already
-    uploaded to this request; 413 beyond MAX_UPLOAD_MB; 409 when the request
-    is closed or already has an accepted file. Card numbers, payment tokens
-    and raw customer keys never appear in an answer."""
+    `row_error_count` is the total, `row_error_totals` counts them by code
+    and `report` links the first ROW_ERRORS_REPORTED as XLSX/CSV); 200 with
+    `duplicate_of` when these exact bytes were already uploaded to this
+    request; 413 beyond MAX_UPLOAD_MB; 409 when the request is closed or
+    already has an accepted file. Card numbers, payment tokens and raw
+    customer keys never appear in an answer, and a refused file holding card
+    numbers or tokens is not kept (`bytes_kept: false`)."""
     require(request, Action.UPLOAD_EXPORT)
     # Before touching request.FILES, which would read the whole body.
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -209,7 +225,8 @@ def upload_export(request, request_id: UUID):
     body = upload_out(outcome.upload, duplicate_of=outcome.duplicate_of)
     if outcome.is_duplicate:
         return 200, body
-    return (201 if outcome.upload.schema_status == Upload.SchemaStatus.ACCEPTED else 422), body
+    status = {Upload.SchemaStatus.ACCEPTED: 201, Upload.SchemaStatus.PENDING: 202}
+    return status.get(outcome.upload.schema_status, 422), body
 
 
 @router.get(

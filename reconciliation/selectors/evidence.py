@@ -19,12 +19,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, InvalidInput, NotFound
+from reconciliation.inputs import date_range_message, in_year_range, parse_uuid
 from reconciliation.models import (
     BookSummary,
     Order,
@@ -261,18 +261,18 @@ def resolve_book(project: Project | None = None) -> BookSummary:
 def resolve_import(book: BookSummary, import_id) -> ReconciliationImport:
     """An import of the book's project (the `import_id` filter); 404 for
     anything else, a malformed id included."""
-    try:
-        found = (
-            ReconciliationImport.objects.filter(
-                pk=import_id,
-                data_request__project_id=book.project_id,
-                status__in=USABLE_IMPORT_STATUSES,
-            )
-            .select_related("data_request", "upload")
-            .first()
+    import_id = parse_uuid(import_id)
+    found = (
+        ReconciliationImport.objects.filter(
+            pk=import_id,
+            data_request__project_id=book.project_id,
+            status__in=USABLE_IMPORT_STATUSES,
         )
-    except (ValueError, TypeError, DjangoValidationError):
-        found = None
+        .select_related("data_request", "upload")
+        .first()
+        if import_id
+        else None
+    )
     if found is None:
         raise NotFound("import_not_found", _("找不到這個已驗收的對帳匯入。"))
     return found
@@ -354,11 +354,14 @@ def _parse_date(params, key) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise InvalidInput(
             "invalid_filter", {"field": key, "message": _("日期格式應為 YYYY-MM-DD。")}
         ) from exc
+    if not in_year_range(day):
+        raise InvalidInput("invalid_filter", {"field": key, "message": date_range_message()})
+    return day
 
 
 def _flag(params, key) -> bool:

@@ -15,8 +15,10 @@ Checking a URL someone hands us is a server-side request, so `check_url`:
    reserved or otherwise non-public addresses (unless `CLAIM_ALLOW_PRIVATE`,
    for tests) — and then connects to exactly the address it checked, so a
    second DNS answer cannot swap in an internal one;
-3. sends one GET with `CLAIM_TIMEOUT_SECONDS`, follows at most
-   MAX_REDIRECTS redirects and only within the same host, and reads no body;
+3. sends one GET, follows at most MAX_REDIRECTS redirects and only to the
+   same scheme, host and port, and reads no body — all of it, redirects
+   included, within one deadline of `CLAIM_TIMEOUT_SECONDS` (a server that
+   trickles its headers a byte at a time is cut off at the deadline);
 4. verified on 200, refused with the reason on anything else.
 """
 
@@ -25,6 +27,8 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -133,12 +137,32 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def _get_once(url: str) -> tuple[int | None, str | None, UrlCheck | None]:
+def _origin(url: str) -> tuple[tuple[str, str, int] | None, object]:
+    """((scheme, host, port), the split URL), or (None, None) for a URL that
+    does not parse: a bad port (":99999", ":abc") or bracket ("[::1")."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None, None
+    return (scheme, host, port), parts
+
+
+def _timed_out() -> UrlCheck:
+    return _refuse(
+        "timeout",
+        _("%(seconds)s 秒內沒有回應。") % {"seconds": f"{settings.CLAIM_TIMEOUT_SECONDS:g}"},
+    )
+
+
+def _get_once(url: str, deadline: float) -> tuple[int | None, str | None, UrlCheck | None]:
     """One GET without following redirects: (status, Location, refusal)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    port = parts.port or (443 if scheme == "https" else 80)
+    origin, parts = _origin(url)
+    if origin is None:
+        return None, None, _refuse("bad_url", _("網址格式不正確（主機或連接埠）。"))
+    scheme, host, port = origin
     if not host_allowed(host):
         return (
             None,
@@ -151,12 +175,19 @@ def _get_once(url: str) -> tuple[int | None, str | None, UrlCheck | None]:
     address, refusal = _resolve(host, port)
     if refusal:
         return None, None, refusal
-    timeout = settings.CLAIM_TIMEOUT_SECONDS
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None, None, _timed_out()
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(host, port, address=address, timeout=timeout)
+    connection = connection_class(host, port, address=address, timeout=remaining)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    # A socket timeout bounds each read, not the whole answer: at the
+    # deadline the watchdog shuts the socket, whatever is being read.
+    watchdog = threading.Timer(remaining, _shut, args=(connection,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(
             "GET", path, headers={"User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
@@ -164,14 +195,12 @@ def _get_once(url: str) -> tuple[int | None, str | None, UrlCheck | None]:
         response = connection.getresponse()
         return response.status, response.getheader("Location"), None
     except TimeoutError:
-        return (
-            None,
-            None,
-            _refuse("timeout", _("%(seconds)s 秒內沒有回應。") % {"seconds": f"{timeout:g}"}),
-        )
-    except ssl.SSLError as exc:
-        return None, None, _refuse("tls_failed", _("TLS 驗證失敗：%(error)s") % {"error": exc})
+        return None, None, _timed_out()
     except (OSError, http.client.HTTPException) as exc:
+        if time.monotonic() >= deadline:
+            return None, None, _timed_out()
+        if isinstance(exc, ssl.SSLError):
+            return None, None, _refuse("tls_failed", _("TLS 驗證失敗：%(error)s") % {"error": exc})
         return (
             None,
             None,
@@ -181,12 +210,24 @@ def _get_once(url: str) -> tuple[int | None, str | None, UrlCheck | None]:
             ),
         )
     finally:
+        watchdog.cancel()
         connection.close()
+
+
+def _shut(connection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def check_url(url: str, *, kind: str) -> UrlCheck:
     """Does `url` answer 200 from an allowed, public host right now?"""
-    parts = urlsplit(url)
+    origin, parts = _origin(url)
+    if origin is None:
+        return _refuse("bad_url", _("網址格式不正確（主機或連接埠）。"))
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return _refuse("bad_url", _("只接受 http(s) 網址。"))
     if parts.username or parts.password:
@@ -195,21 +236,26 @@ def check_url(url: str, *, kind: str) -> UrlCheck:
         return _refuse(
             "not_a_pull_request", _("GitHub PR 網址必須是 /<owner>/<repo>/pull/<編號>。")
         )
-    original_host = parts.hostname.lower()
+    deadline = time.monotonic() + settings.CLAIM_TIMEOUT_SECONDS
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
-        status, location, refusal = _get_once(current)
+        status, location, refusal = _get_once(current, deadline)
         if refusal:
             return refusal
         if status in REDIRECT_STATUSES and location:
-            target = urljoin(current, location)
-            target_parts = urlsplit(target)
-            if target_parts.scheme.lower() not in ("http", "https"):
+            try:
+                target = urljoin(current, location)
+            except ValueError:
+                target = ""
+            target_origin, _parts = _origin(target)
+            if target_origin is None or target_origin[0] not in ("http", "https"):
                 return _refuse("bad_redirect", _("轉址到非 http(s) 網址。"), status)
-            if (target_parts.hostname or "").lower() != original_host:
+            if target_origin != origin:
+                # Another host, another port of the same host, or https → http.
                 return _refuse(
                     "redirect_other_host",
-                    _("轉址到其他主機 %(host)s，不跟隨。") % {"host": target_parts.hostname},
+                    _("轉址到其他位置 %(origin)s，不跟隨。")
+                    % {"origin": f"{target_origin[0]}://{target_origin[1]}:{target_origin[2]}"},
                     status,
                 )
             current = target

@@ -521,6 +521,11 @@ def keep_tag_file(data: bytes) -> Path:
     return path
 
 
+def forget_tag_file(digest: str) -> None:
+    if re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+        _kept_path(digest).unlink(missing_ok=True)
+
+
 def kept_tag_file(digest: str) -> bytes | None:
     if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
         return None
@@ -639,6 +644,9 @@ def import_tag_file(
             _("訂單編號 %(id)s 不在訂單簿裡。") % {"id": privacy.redact(order_id[:100])},
         )
     errors.sort(key=lambda e: e["row"])
+    if any(e["code"] in privacy.SENSITIVE_CODES for e in errors):
+        # A file holding card numbers or tokens is not kept (nor re-appliable).
+        forget_tag_file(report.sha256)
     report.row_error_count = len(errors)
     report.error_row_count = len(bad_rows)
     report.row_errors = errors[: TagFileReport.ROW_ERRORS_KEPT]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -168,6 +169,32 @@ def read_tag_table(path: Path) -> TagTable:
         for position, name in mapping.items()
     }
     body = pd.DataFrame(columns)
+    nul_rows = [
+        int(raw.row_numbers[i])
+        for i in np.flatnonzero(
+            np.logical_or.reduce(
+                [
+                    pc.fill_null(
+                        pc.match_substring(pa.array(body[c].array), "\x00"), False
+                    ).to_numpy(zero_copy_only=False)
+                    for c in body.columns
+                ]
+            )
+        )[:20]
+    ]
+    if nul_rows:
+        # No database text column takes a NUL: the file goes back to Huber.
+        return TagTable(
+            None,
+            file_errors=[
+                _file_error(
+                    "nul_character",
+                    _("第 %(rows)s 列含有 NUL 控制字元（\\0）；刪掉那些格重新輸入後再上傳。")
+                    % {"rows": "、".join(str(r) for r in nul_rows)},
+                )
+            ],
+            kind=raw.kind,
+        )
     for name in TAG_FILE_COLUMN_NAMES:
         if name not in body.columns:
             body[name] = pd.Series([""] * len(body), dtype=STRING)

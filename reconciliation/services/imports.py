@@ -644,7 +644,7 @@ def import_stalled_uploads(*, now=None) -> list[str]:
         try:
             if import_upload(upload_id=upload_id) is not None:
                 done.append(str(upload_id))
-        except DomainError:
+        except Exception:  # noqa: BLE001 - one bad upload must not block the others
             logger.exception("import_stalled_uploads: %s cannot be imported", upload_id)
     return done
 

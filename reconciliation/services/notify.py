@@ -9,9 +9,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from reconciliation import message_text, schema
 from reconciliation.models import DataRequest, Notification, Profile
+
+SUBJECT_MAX_LENGTH = Notification._meta.get_field("subject").max_length
 
 
 def taipei(dt) -> str:
@@ -73,7 +76,8 @@ def queue_message(
             channel=channel,
             kind=kind,
             data_request=data_request,
-            subject=subject[:200],
+            # A long file name must not overflow the column.
+            subject=Truncator(subject).chars(SUBJECT_MAX_LENGTH),
             body=body,
             template=template,
             params=params,

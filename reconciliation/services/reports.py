@@ -1,8 +1,10 @@
 """The error report of an upload, as XLSX and CSV (Wade downloads it from
 the upload page; PLS from the API).
 
-One line per problem: file-level errors first, then every row error in row
-order, then the warnings — the full list in both files. Values are already
+One line per problem: file-level errors first, then the row errors in row
+order (the first ROW_ERRORS_REPORTED; beyond that one total line per code,
+so a file whose every row is wrong cannot fill the disk), then the
+warnings. Values are already
 masked by the validator; every text cell still goes through the
 formula-injection guard (``privacy.safe_cell``, here applied column-wise)
 so nothing in a report runs as a formula when Excel opens it.
@@ -84,6 +86,25 @@ def report_chunks(result: ValidationResult):
     errors = result.row_errors
     for start in range(0, len(errors), CHUNK):
         yield _row_error_lines(errors.iloc[start : start + CHUNK], kind_row)
+    if result.row_errors_truncated:
+        # The rest are counted, not described: one line per code.
+        kind_total = _("合計")
+        yield pd.DataFrame(
+            [
+                [
+                    kind_total,
+                    0,
+                    "",
+                    code,
+                    f"{count}",
+                    _("%(code)s 共 %(count)s 筆；本報告只列出前 %(shown)s 筆錯誤。")
+                    % {"code": code, "count": f"{count:,}", "shown": f"{len(errors):,}"},
+                    "",
+                ]
+                for code, count in sorted(result.row_error_totals.items())
+            ],
+            columns=COLUMNS,
+        )
     if result.warnings:
         yield pd.DataFrame(
             [

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from reconciliation import schema
 from reconciliation.errors import Conflict, InvalidInput
+from reconciliation.inputs import check_date
 from reconciliation.models import DEFAULT_DATASET, AuditEvent, DataRequest, Profile, Project
 from reconciliation.permissions import Action, can
 from reconciliation.services.audit import record_audit
@@ -60,11 +61,13 @@ def create_data_request(
     now = timezone.now()
     project = project or default_project()
     owner = resolve_data_owner(project, data_owner_username)
-    period_start = period_start or DEFAULT_PERIOD[0]
-    period_end = period_end or DEFAULT_PERIOD[1]
+    period_start = check_date(period_start or DEFAULT_PERIOD[0], "period_start")
+    period_end = check_date(period_end or DEFAULT_PERIOD[1], "period_end")
+    check_date(due_at, "due_at")
     if period_end < period_start:
         raise InvalidInput("invalid_period", _("期間迄日早於起日。"))
     due_at = due_at or now + REQUEST_TTL
+    check_date(due_at, "due_at")
     if timezone.is_naive(due_at):
         due_at = timezone.make_aware(due_at)
     if due_at <= now:

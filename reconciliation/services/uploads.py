@@ -16,12 +16,21 @@ Steps of ``receive_upload``:
    event.
 5. Validate outside any transaction (it may take seconds), write the error
    report and, for an accepted file, the normalised frame the import reads.
+   A file above UPLOAD_SYNC_MAX_MB is validated in the django-q2 worker
+   instead (``tasks.validate_upload``): the caller gets the pending upload at
+   once, and the web process never holds a big file's frames or errors.
 6. One transaction: the result onto the Upload (compare-and-set from
    pending, so a result is written once), the request to ``accepted`` (from
    any state still owed a file, so a racing escalation never wins over an
    accepted file) or ``schema_failed`` (only from ``uploaded``), the audit
    event, and for a failure Wade's notification with the missing columns.
    An accepted upload queues its import on commit.
+7. A refused file that holds a card number or payment token loses its bytes
+   (nothing else on disk ever held them unmasked): the row keeps sha256,
+   size, who, when and the masked errors, ``storage_path`` becomes blank.
+   Refused files and every error report are purged after
+   UPLOAD_RETENTION_DAYS (``purge_expired_uploads``, a daily schedule);
+   accepted files keep their bytes.
 """
 
 import hashlib
@@ -46,7 +55,7 @@ from reconciliation.services.audit import record_audit
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
-from reconciliation.validation import ValidationResult, validate_file
+from reconciliation.validation import ValidationResult, file_error, validate_file
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +100,14 @@ def upload_root() -> Path:
     return Path(settings.UPLOAD_DIR)
 
 
-def kept_path(upload: Upload) -> Path:
-    return upload_root() / upload.storage_path
+def kept_path(upload: Upload) -> Path | None:
+    """Where the upload's bytes are, None once they were discarded."""
+    return upload_root() / upload.storage_path if upload.storage_path else None
+
+
+def sync_validation_bytes() -> int:
+    """Files up to this size are validated in the request; larger ones in the worker."""
+    return int(float(settings.UPLOAD_SYNC_MAX_MB) * 1_048_576)
 
 
 def normalised_cache_path(upload_id) -> Path:
@@ -165,7 +180,10 @@ def receive_upload(
         ):
             # The first attempt died between keeping the file and recording
             # its result; sending it again finishes the job.
-            earlier = finish_upload(upload=earlier)
+            if not (
+                earlier.size > sync_validation_bytes() and queue_validation(upload_id=earlier.pk)
+            ):
+                earlier = finish_upload(upload=earlier)
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
     data_request.refresh_from_db(fields=["status"])
     if data_request.status not in DataRequest.TAKES_FILES:
@@ -173,7 +191,7 @@ def receive_upload(
         raise _not_taking_files(data_request)
     relative = _keep(temporary, sha256)
     uploader = profile_for(uploaded_by)
-    name = Path(original_name or "upload").name[:255] or "upload"
+    name = _safe_name(original_name)
     try:
         with transaction.atomic():
             upload = Upload.objects.create(
@@ -211,7 +229,47 @@ def receive_upload(
         if earlier is None:
             raise
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
+    if size > sync_validation_bytes() and queue_validation(upload_id=upload.pk):
+        return UploadOutcome(upload=upload)
     return UploadOutcome(upload=finish_upload(upload=upload))
+
+
+def _safe_name(original_name: str) -> str:
+    """The file's own name, without folders or NULs, cut to the column."""
+    name = Path((original_name or "upload").replace("\x00", "")).name or "upload"
+    limit = Upload._meta.get_field("original_name").max_length
+    if len(name) > limit:
+        stem, dot, suffix = name.rpartition(".")
+        suffix = suffix[:10] if dot else ""
+        name = (stem if dot else name)[: limit - len(suffix) - 2] + "…" + (dot + suffix)
+    return name
+
+
+def queue_validation(*, upload_id) -> bool:
+    """Validate a large upload in the django-q2 worker. False when the
+    broker cannot take it (the caller then validates in place: an answer late
+    beats an upload left pending)."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(
+            "reconciliation.tasks.validate_upload",
+            str(upload_id),
+            task_name=f"validate-{upload_id}",
+        )
+    except Exception:  # noqa: BLE001 - any broker failure
+        logger.exception("queue_validation: could not queue upload %s", upload_id)
+        return False
+    return True
+
+
+def validate_pending_upload(*, upload_id) -> Upload | None:
+    """The worker's side of a large upload: validate and record the result
+    once (a second run finds it no longer pending and does nothing)."""
+    upload = Upload.objects.filter(pk=upload_id).select_related("data_request").first()
+    if upload is None or upload.schema_status != Upload.SchemaStatus.PENDING:
+        return upload
+    return finish_upload(upload=upload)
 
 
 def _not_taking_files(data_request: DataRequest) -> Conflict:
@@ -237,9 +295,10 @@ def finish_upload(*, upload: Upload) -> Upload:
     """Validate the kept bytes and record the result once. Safe to call
     again for an upload left pending (e.g. the process died mid-way)."""
     data_request = upload.data_request
-    result = validate_file(
-        kept_path(upload), period=(data_request.period_start, data_request.period_end)
-    )
+    path = kept_path(upload)
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
+    result = validate_file(path, period=(data_request.period_start, data_request.period_end))
     report = ""
     if result.file_errors or result.row_error_count or result.warnings:
         report = write_reports(
@@ -259,6 +318,7 @@ def finish_upload(*, upload: Upload) -> Upload:
             file_errors=result.file_errors,
             row_errors=row_errors,
             row_error_count=result.row_error_count,
+            row_error_totals=result.row_error_totals,
             warnings=result.warnings,
             row_count=result.row_count,
             report_path=report,
@@ -269,8 +329,91 @@ def finish_upload(*, upload: Upload) -> Upload:
                 _on_accepted(upload)
             else:
                 _on_failed(upload, result)
+    if changed and result.holds_sensitive_values:
+        discard_bytes(upload=upload)
     upload.refresh_from_db()
     return upload
+
+
+def discard_bytes(*, upload: Upload, kept_since=None) -> bool:
+    """Delete the kept bytes of a refused upload and blank its storage_path.
+    The file is content-addressed: it stays while another upload of the same
+    bytes is accepted or still being validated (or, for the retention purge,
+    refused after `kept_since`)."""
+    if not upload.storage_path or upload.schema_status != Upload.SchemaStatus.SCHEMA_FAILED:
+        return False
+    path = kept_path(upload)
+    siblings = Upload.objects.filter(storage_path=upload.storage_path).exclude(pk=upload.pk)
+    needed = siblings.exclude(schema_status=Upload.SchemaStatus.SCHEMA_FAILED)
+    if kept_since is not None:
+        needed = needed | siblings.filter(
+            schema_status=Upload.SchemaStatus.SCHEMA_FAILED, created_at__gte=kept_since
+        )
+    Upload.objects.filter(pk=upload.pk).update(storage_path="")
+    if not needed.exists():
+        path.unlink(missing_ok=True)
+        # No refused sibling may point at bytes that are gone.
+        siblings.filter(schema_status=Upload.SchemaStatus.SCHEMA_FAILED).update(storage_path="")
+    upload.storage_path = ""
+    return True
+
+
+def validate_stalled_uploads(*, now=None) -> list[str]:
+    """Validate uploads still pending after STALE_PENDING (their task was
+    lost with a worker). One failing upload never blocks the others."""
+    now = now or timezone.now()
+    stalled = (
+        Upload.objects.filter(
+            schema_status=Upload.SchemaStatus.PENDING, created_at__lt=now - STALE_PENDING
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:5]
+    )
+    done = []
+    for upload_id in list(stalled):
+        try:
+            validate_pending_upload(upload_id=upload_id)
+            done.append(str(upload_id))
+        except Exception:  # noqa: BLE001 - logged; the next upload still runs
+            logger.exception("validate_stalled_uploads: upload %s failed", upload_id)
+            # Refused rather than retried forever (and in everyone's way).
+            Upload.objects.filter(pk=upload_id, schema_status=Upload.SchemaStatus.PENDING).update(
+                schema_status=Upload.SchemaStatus.SCHEMA_FAILED,
+                file_errors=[file_error("unreadable_file", reason="damaged")],
+            )
+    return done
+
+
+def purge_expired_uploads(*, now=None) -> dict:
+    """Remove what UPLOAD_RETENTION_DAYS allows: the error reports of uploads
+    older than that, and the kept bytes of refused ones (accepted files keep
+    theirs). The rows stay. Safe to run twice or on two workers at once."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=int(settings.UPLOAD_RETENTION_DAYS))
+    old = Upload.objects.filter(created_at__lt=cutoff)
+    reports = 0
+    for upload in old.exclude(report_path="").only("pk", "report_path").iterator():
+        for path in report_paths(upload.pk):
+            path.unlink(missing_ok=True)
+        reports += (
+            Upload.objects.filter(pk=upload.pk).exclude(report_path="").update(report_path="")
+        )
+    files = 0
+    refused = old.filter(schema_status=Upload.SchemaStatus.SCHEMA_FAILED).exclude(storage_path="")
+    for upload in refused.iterator():
+        files += discard_bytes(upload=upload, kept_since=cutoff)
+    # Temporary files of requests that died mid-stream.
+    temporary = 0
+    folder = upload_root() / "tmp"
+    if folder.is_dir():
+        for part in folder.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff.timestamp():
+                    part.unlink(missing_ok=True)
+                    temporary += 1
+            except OSError:
+                continue
+    return {"reports": reports, "refused_files": files, "temporary_files": temporary}
 
 
 def _on_accepted(upload: Upload) -> None:
@@ -417,7 +560,7 @@ def load_accepted_frame(upload: Upload) -> pd.DataFrame:
             logger.warning("normalised cache of upload %s unreadable: %s", upload.pk, exc)
     if frame is None:
         path = kept_path(upload)
-        if not path.exists():
+        if path is None or not path.exists():
             raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
         data_request = upload.data_request
         result = validate_file(path, period=(data_request.period_start, data_request.period_end))

@@ -173,11 +173,16 @@ def evidence_queue(request):
     try:
         book = queue.resolve_book()
     except DomainError as exc:
+        # An import asked for by id cannot exist before the book does.
+        wanted = bool(request.GET.get("import_id"))
         return render(
             request,
             "reconciliation/evidence.html",
-            {"no_import": True, "message": _detail_text(exc)},
-            status=200,
+            {
+                "no_import": True,
+                "message": _("找不到這個已驗收的對帳匯入。") if wanted else _detail_text(exc),
+            },
+            status=404 if wanted else 200,
         )
     problem = None
     try:

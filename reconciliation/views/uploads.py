@@ -6,6 +6,7 @@ error-report downloads."""
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -79,6 +80,7 @@ def _upload_context(request, data_request: DataRequest, **extra) -> dict:
         "columns": schema.COLUMNS,
         "max_mb": max_upload_bytes() // 1_048_576,
         "max_bytes": max_upload_bytes(),
+        "retention_days": settings.UPLOAD_RETENTION_DAYS,
         "takes_files": data_request.status in DataRequest.TAKES_FILES,
         **extra,
     }

@@ -22,6 +22,10 @@ SCHEDULES = (
     ("kolable-deliver-notifications", "reconciliation.tasks.deliver_notifications", 1),
     # Accepted uploads whose import task was lost (broker down, worker killed).
     ("kolable-import-stalled", "reconciliation.tasks.import_stalled_uploads", 1),
+    # Uploads left pending (a validation task lost with its worker).
+    ("kolable-validate-stalled", "reconciliation.tasks.validate_stalled_uploads", 5),
+    # Error reports and refused files past UPLOAD_RETENTION_DAYS.
+    ("kolable-purge-uploads", "reconciliation.tasks.purge_expired_uploads", 60),
     # /healthz reads when this last succeeded to tell whether a worker is alive.
     ("heartbeat", "reconciliation.tasks.heartbeat", 1),
 )
