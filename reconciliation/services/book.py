@@ -92,6 +92,10 @@ class Versions:
     new_orders: int = 0
     changed_orders: int = 0
     unchanged_orders: int = 0
+    # Orders in the book before this file, and how many of them are
+    # currently listed as missing from a snapshot.
+    book_orders: int = 0
+    book_missing: int = 0
     changed_ids: list = field(default_factory=list)
     # The file's rows that enter the book (new and changed), and the book's
     # states they replace (changed only): the revenue tally adds the first
@@ -138,14 +142,16 @@ def compare(project: Project, frame: pd.DataFrame) -> Versions:
     changed and unchanged orders against the book."""
     first = frame[frame["classification"].to_numpy(object) != Classification.DUPLICATE]
     book = sql_frame(
-        f"SELECT {_q('order_id')}, {_q('fingerprint')} FROM {_table(Order)} "  # noqa: S608
+        f"SELECT {_q('order_id')}, {_q('fingerprint')}, "  # noqa: S608
+        f"{_q('missing_import_id')} IS NOT NULL FROM {_table(Order)} "
         f"WHERE {_q('project_id')} = %s",
         [db_value(Order, "project", project.pk)],
-        ("order_id", "fingerprint"),
+        ("order_id", "fingerprint", "missing"),
     )
     ids = arrow_text(first["order_id"])
     if book.empty:
         return Versions(new_orders=len(first), incoming=first, previous=first.iloc[:0])
+    book_missing = int(book["missing"].astype(bool).sum())
     position = pc.index_in(ids, value_set=pa.array(book["order_id"].tolist(), pa.string()))
     known = np.asarray(pc.is_valid(position).to_numpy(zero_copy_only=False), dtype=bool)
     where = pc.fill_null(position, 0).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -160,6 +166,8 @@ def compare(project: Project, frame: pd.DataFrame) -> Versions:
         new_orders=int((~known).sum()),
         changed_orders=int(changed.sum()),
         unchanged_orders=int((known & ~changed).sum()),
+        book_orders=len(book),
+        book_missing=book_missing,
         changed_ids=changed_rows["order_id"].tolist(),
         incoming=incoming,
         previous=previous,
@@ -292,13 +300,17 @@ def apply(
             f"EXISTS (SELECT 1 FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s "  # noqa: S608
             f"AND r.{_q('order_id')} = {orders}.{_q('order_id')})"
         )
-        cursor.execute(
-            f"UPDATE {orders} SET {_q('missing_import_id')} = NULL "  # noqa: S608
-            f"WHERE {_q('project_id')} = %s AND {_q('missing_import_id')} IS NOT NULL AND {in_file}",
-            [project_db, import_db],
-        )
+        if versions.book_missing:
+            cursor.execute(
+                f"UPDATE {orders} SET {_q('missing_import_id')} = NULL "  # noqa: S608
+                f"WHERE {_q('project_id')} = %s AND {_q('missing_import_id')} IS NOT NULL "
+                f"AND {in_file}",
+                [project_db, import_db],
+            )
         newly_missing = 0
-        if mode == Upload.Mode.SNAPSHOT:
+        present = versions.changed_orders + versions.unchanged_orders
+        # A snapshot that has every order the book had lacks none: no scan.
+        if mode == Upload.Mode.SNAPSHOT and present < versions.book_orders:
             cursor.execute(
                 f"UPDATE {orders} SET {_q('missing_import_id')} = %s "  # noqa: S608
                 f"WHERE {_q('project_id')} = %s AND NOT {in_file}",

@@ -306,7 +306,10 @@ def sync_import_done(
         },
     }
     written = []
-    for person, template, key in ((louis, "import_done", "owner"), (wade, "import_done_owner", "data-owner")):
+    for person, template, key in (
+        (louis, "import_done", "owner"),
+        (wade, "import_done_owner", "data-owner"),
+    ):
         if person is None:
             continue
         written += queue_message(

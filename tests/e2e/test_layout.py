@@ -97,6 +97,7 @@ def pages(walk):
         ("scorecard", "louis", "/scorecard/"),
         ("evidence", "huber", "/evidence/"),
         ("evidence-import", "huber", "/evidence/import/"),
+        ("order", "huber", "/orders/KO-120/"),
         ("pls", "louis", "/pls/"),
     ]
 

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from reconciliation.models import DataRequest, Project, ReconciliationImport, Upload
 from reconciliation.services.imports import ROW_COLUMNS, import_upload
 from reconciliation.services.requests import create_data_request
-from reconciliation.services.uploads import receive_upload
+from reconciliation.services.uploads import receive_upload, validate_pending_upload
 
 TRAINING_PROGRAM = "TRAIN-28000"
 OTHER_PROGRAMS = ("LIVE-BASIC-990", "LIVE-VIP-4800", "COACH-12000")
@@ -131,8 +131,8 @@ def import_from_frame(
         content_type="text/csv",
         mode=mode,
     )
-    if outcome.upload.schema_status != Upload.SchemaStatus.ACCEPTED:
-        raise ValueError(
-            f"sample upload refused: {outcome.upload.file_errors or outcome.upload.row_errors[:3]}"
-        )
-    return import_upload(upload_id=outcome.upload.pk, actor=uploader)
+    # A file above UPLOAD_SYNC_MAX_MB is validated by the worker's task.
+    upload = validate_pending_upload(upload_id=outcome.upload.pk)
+    if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
+        raise ValueError(f"sample upload refused: {upload.file_errors or upload.row_errors[:3]}")
+    return import_upload(upload_id=upload.pk, actor=uploader)

@@ -213,7 +213,7 @@ class Command(BaseCommand):
         from reconciliation.selectors.scorecard import scorecard
         from reconciliation.services.imports import import_upload
         from reconciliation.services.requests import create_data_request
-        from reconciliation.services.uploads import receive_upload
+        from reconciliation.services.uploads import receive_upload, validate_pending_upload
 
         os.environ.setdefault("DEMO_PASSWORD", "bench-only-password")
         with open(os.devnull, "w") as quiet:
@@ -230,6 +230,8 @@ class Command(BaseCommand):
             outcome = receive_upload(
                 data_request=data_request, uploaded_by=wade, file=file, original_name=path.name
             )
+        # A file above UPLOAD_SYNC_MAX_MB is validated by the worker's task.
+        outcome.upload = validate_pending_upload(upload_id=outcome.upload.pk)
         uploaded = time.perf_counter()
         if outcome.upload.schema_status != "accepted":
             raise CommandError(f"{path.name} was not accepted: {outcome.upload.file_errors}")
@@ -286,7 +288,7 @@ def _second_snapshot(path: Path, data_request, wade) -> dict:
     import pandas as pd
 
     from reconciliation.services.imports import import_upload
-    from reconciliation.services.uploads import receive_upload
+    from reconciliation.services.uploads import receive_upload, validate_pending_upload
 
     changed = Path(settings.DATA_DIR) / f"changed-{path.name}"
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -300,6 +302,7 @@ def _second_snapshot(path: Path, data_request, wade) -> dict:
         outcome = receive_upload(
             data_request=data_request, uploaded_by=wade, file=file, original_name=changed.name
         )
+    validate_pending_upload(upload_id=outcome.upload.pk)
     uploaded = time.perf_counter()
     second = import_upload(upload_id=outcome.upload.pk)
     imported = time.perf_counter()

@@ -169,7 +169,8 @@ def advance_book(
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
     _tell_louis_if_changed(
-        book_summary, cause={"kind": "import", "file_name": reconciliation_import.upload.original_name}
+        book_summary,
+        cause={"kind": "import", "file_name": reconciliation_import.upload.original_name},
     )
     return book_summary
 
