@@ -120,13 +120,18 @@ AUTH_PASSWORD_VALIDATORS = [
 # pair out for 15 minutes; each failure is also an AuditEvent (signals.py).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "reconciliation.auth_backends.ThrottledModelBackend",
 ]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The per-username lock (reconciliation/auth_backends.py): after this many
+# failures within the cool-off from any addresses, a sign-in waits this long
+# after the latest failure — a delay, never a lock-out of the account's owner.
+USERNAME_FAILURE_LIMIT = env.int("USERNAME_FAILURE_LIMIT", default=20)
+USERNAME_LOCK_SECONDS = env.int("USERNAME_LOCK_SECONDS", default=60)
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The lock is keyed on the real client address: behind PROXY_COUNT proxies
 # (a load balancer is 1) it is the X-Forwarded-For entry the outermost proxy

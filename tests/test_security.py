@@ -1,6 +1,8 @@
 """Sign-in throttling, the audit trail of failed sign-ins, and the headers
 every page carries."""
 
+from datetime import timedelta
+
 from reconciliation.models import AuditEvent
 
 
@@ -64,3 +66,40 @@ def test_behind_the_proxy_the_lock_is_the_attackers_address_not_louis(client, lo
         "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **own
     )
     assert signed_in.status_code == 302
+
+
+def test_many_addresses_delay_the_account_but_never_lock_its_owner_out(client, louis, settings):
+    """Failures from many addresses (each locked on its own after five) put a
+    per-username delay on the account: even the right password from a fresh
+    address is refused until USERNAME_LOCK_SECONDS after the latest failure,
+    then it signs in."""
+    import time_machine
+    from django.utils import timezone
+
+    settings.PROXY_COUNT = 1
+    settings.USERNAME_FAILURE_LIMIT = 20
+    settings.USERNAME_LOCK_SECONDS = 60
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for n in range(4):
+            attacker = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": f"198.51.100.{n}"}
+            for _ in range(settings.AXES_FAILURE_LIMIT):
+                client.post("/accounts/login/", {"username": "louis", "password": "x"}, **attacker)
+        own = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "203.0.113.10"}
+        waiting = client.post(
+            "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **own
+        )
+        assert waiting.status_code == 200  # the form again: not signed in
+        assert "_auth_user_id" not in client.session
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        signed_in = client.post(
+            "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **own
+        )
+        assert signed_in.status_code == 302
+        # The attackers' own addresses stay locked.
+        attacker = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "198.51.100.0"}
+        client.logout()
+        locked = client.post(
+            "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **attacker
+        )
+        assert locked.status_code == 429
