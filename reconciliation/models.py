@@ -1,4 +1,4 @@
-"""The data model of SPEC §2.
+"""The data model.
 
 OrderRow, OrderEvidence and AuditEvent are append-only: migration
 0002_append_only_triggers installs database triggers that refuse UPDATE and

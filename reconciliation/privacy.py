@@ -1,4 +1,4 @@
-"""Privacy guards (SPEC §4 and the seed's "no raw PII, payment token, card
+"""Privacy guards (the rule: "no raw PII, payment token, card
 number"): customer-key hashing, card/token detection and masking, and the
 formula-injection guard every CSV/XLSX the app writes goes through.
 

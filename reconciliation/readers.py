@@ -1,4 +1,4 @@
-"""Bytes → a table of strings, plus the file-level problems (SPEC §3, §4).
+"""Bytes → a table of strings, plus the file-level problems.
 
 The type comes from the bytes, never from the name or the Content-Type:
 

@@ -1,4 +1,4 @@
-"""The required export schema (SPEC §3): one definition, read by the template
+"""The required export schema: one definition, read by the template
 download, the validator, the API docs and the people-sync messages."""
 
 import re

@@ -1,5 +1,5 @@
 """A table of strings → file- and row-level errors, warnings and the
-normalised frame (SPEC §4, seed test C).
+normalised frame.
 
 Every check runs vectorised over whole columns (Arrow / pandas), and every
 error is collected in one pass: a file with a missing column still gets its

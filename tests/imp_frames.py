@@ -1,5 +1,5 @@
 """Hand-made accepted frames and uploads for the reconciliation tests: the
-shape `services.uploads.load_accepted_frame` returns (see /work/briefs/frame.md)."""
+shape `services.uploads.load_accepted_frame` returns."""
 
 import hashlib
 import uuid

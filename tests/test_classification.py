@@ -1,4 +1,4 @@
-"""Classification on hand-made frames with known answers (SPEC §5): paid /
+"""Classification on hand-made frames with known answers: paid /
 pending / refunded / duplicate, rebuys counted once, conflicts → partial."""
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Huber's evidence queue (issue 6): the queue, tagging by ids, by filter and
+"""Huber's evidence queue: the queue, tagging by ids, by filter and
 by file, the revenue effect of each tag through `services.revenue`, the
 append-only history, and who may do what."""
 

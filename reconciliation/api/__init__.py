@@ -1,4 +1,4 @@
-"""The JSON API (SPEC §8), django-ninja. Each capability has its own router
+"""The JSON API, django-ninja. Each capability has its own router
 module; this one wires authentication, the error shape and the routers."""
 
 import logging

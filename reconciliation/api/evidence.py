@@ -1,4 +1,4 @@
-"""The order book through the API (SPEC §8, §10): list the book's orders
+"""The order book through the API: list the book's orders
 with their tags, one order with its history and evidence, tag orders by id
 or by filter. Huber and PLS tag, Louis reads."""
 

@@ -1,5 +1,6 @@
-"""PLS dispatch, verified claims and the project context (SPEC §7, seed
-tests B and E)."""
+"""PLS dispatch (every answer carries its evidence; never project_runner
+once a pack exists), verified claims (only a URL that answered 200 counts)
+and the project context."""
 
 from datetime import datetime
 from typing import Literal

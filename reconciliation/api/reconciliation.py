@@ -1,5 +1,4 @@
-"""Reconciliation import, the scorecard as data and Louis's revenue decision
-(SPEC §8)."""
+"""Reconciliation import, the scorecard as data and Louis's revenue decision."""
 
 from datetime import date, datetime
 from decimal import Decimal

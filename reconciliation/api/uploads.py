@@ -1,4 +1,4 @@
-"""Uploads (seed test C): Wade or PLS sends a CSV/XLSX, the answer says
+"""Uploads: Wade or PLS sends a CSV/XLSX, the answer says
 accepted (201) or schema_failed (422) with the missing columns and the
 file- and row-level errors; the same bytes again answer 200 with the
 earlier result and ``duplicate_of``."""

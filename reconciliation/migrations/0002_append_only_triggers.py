@@ -1,5 +1,5 @@
-"""Database triggers that make the append-only tables refuse UPDATE and DELETE
-(SPEC §2): the rule holds for every client of the database, not only for this
+"""Database triggers that make the append-only tables refuse UPDATE and DELETE:
+the rule holds for every client of the database, not only for this
 code. See the `flush` command for the one sanctioned bypass (test teardown on
 SQLite)."""
 

@@ -2,7 +2,7 @@ from reconciliation.models import ArtifactClaim, Project
 
 
 def verified_claims(project: Project):
-    """Only verified claims are ever shown as done (seed test E)."""
+    """Only verified claims are ever shown as done."""
     return ArtifactClaim.objects.filter(
         project=project, status=ArtifactClaim.Status.VERIFIED
     ).order_by("-checked_at")

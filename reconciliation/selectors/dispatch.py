@@ -1,4 +1,4 @@
-"""What PLS should do next (seed test B), derived from the recorded state.
+"""What PLS should do next, derived from the recorded state.
 
 The decision table is the seed's "PLS 下一步自動化規則":
 

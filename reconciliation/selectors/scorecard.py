@@ -6,7 +6,7 @@ stored BookSummary, the imports that built the book (with what each
 changed) and Louis's latest decision — never orders or rows, so the page
 costs the same with 28,000 or 1,000,000 orders.
 
-The guard (seed test D): with no verified import the revenue status is
+The guard: with no verified import the revenue status is
 `unverified` and `totals` is None; nothing here exposes a paid-revenue figure
 until then."""
 

@@ -1,4 +1,4 @@
-"""Verified claims (seed test E) and the project context Louis records.
+"""Verified claims and the project context Louis records.
 
 A GitHub PR, a deployment or the target repository/API is recorded as
 *verified* only when, at recording time, its URL answered HTTP 200 to a GET

@@ -1,4 +1,4 @@
-"""PLS dispatch (seed test B): decide the next job from the recorded state and
+"""PLS dispatch: decide the next job from the recorded state and
 log the decision. The decision itself is `selectors.dispatch.next_job`, the
 one copy of the table; this module only records what it answered."""
 

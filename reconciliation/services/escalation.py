@@ -1,4 +1,4 @@
-"""Escalation of overdue data requests (SPEC §6, the seed's failure rule
+"""Escalation of overdue data requests (the failure rule
 "No file by due date: status becomes escalated; PLS sends Louis a blocker
 card").
 

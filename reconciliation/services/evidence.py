@@ -1,4 +1,4 @@
-"""Huber's evidence tags (SPEC §5, issue 6): tag orders by order id, by the
+"""Huber's evidence tags: tag orders by order id, by the
 queue's filter, or from a validated tag file.
 
 Every action, in one transaction:
@@ -141,7 +141,7 @@ def reference_problems(*, tag: str, refs: dict[str, str]) -> list[tuple[str, str
                     _("%(field)s 最多 %(n)s 字。") % {"field": name, "n": REFERENCE_LIMITS[name]},
                 )
             )
-        # SPEC §4: card numbers and payment tokens are stored nowhere.
+        # Card numbers and payment tokens are stored nowhere.
         for code, masked in privacy.find_sensitive(value)[:1]:
             problems.append(
                 (

@@ -1,4 +1,4 @@
-"""Reconciliation import (SPEC §5, §10): an accepted upload becomes OrderRows
+"""Reconciliation import: an accepted upload becomes OrderRows
 (the history, append-only), one ReconciliationImport with its ImportSummary,
 and a step of the project's order book.
 

@@ -1,4 +1,4 @@
-"""Data requests (seed test A): create and close."""
+"""Data requests: create and close."""
 
 from datetime import date, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""Wade's uploads (seed test C, SPEC §4): keep the bytes, validate, record
+"""Wade's uploads: keep the bytes, validate, record
 the result, move the request, tell Wade.
 
 Steps of ``receive_upload``:

@@ -1,4 +1,4 @@
-"""Formatting for the scorecard: money as integer NT$ (SPEC §1), rates as
+"""Formatting for the scorecard: money as integer NT$, rates as
 percentages, and the per-row share bar."""
 
 from django import template

@@ -1,4 +1,4 @@
-"""The two-file story (issue 10): Wade's first export is imported, Huber tags
+"""The two-file story: Wade's first export is imported, Huber tags
 orders, Louis approves; then a corrected export arrives. Huber's tags
 survive, every order counts once, the scorecard lists both imports with
 what each changed and tells Louis his approval predates the change."""

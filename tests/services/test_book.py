@@ -1,4 +1,4 @@
-"""The order book (SPEC §10): orders keep their identity, versions and
+"""The order book: orders keep their identity, versions and
 evidence across every file of the project; revenue counts each order once;
 Louis's decision is taken as of a book version and is flagged, never
 replaced, when the book moves."""

@@ -1,4 +1,4 @@
-"""The escalation sweep (SPEC §6, the seed's "No file by due date" rule):
+"""The escalation sweep (the "no file by due date" rule):
 due-time boundaries in Asia/Taipei, one escalation / blocker card / reminder
 per day however often and however concurrently the schedule runs, and the
 upload-vs-escalation race."""

@@ -1,4 +1,4 @@
-"""Benchmark of Huber's evidence queue (issue 6), printed for `make bench`.
+"""Benchmark of Huber's evidence queue, printed for `make bench`.
 
 In a throwaway database (a separate SQLite file, or `<name>_bench_evidence`
 on PostgreSQL; dropped afterwards unless --keep):
@@ -11,7 +11,7 @@ on PostgreSQL; dropped afterwards unless --keep):
    programme): the queue page first and deep, for the training programme and
    for every programme (a 1,000,000-order queue), and tagging the 28,000.
 
-Targets (issue 6): page median < 100 ms; tag 28,000 < 2 s; 28,000-row tag
+Targets: page median < 100 ms; tag 28,000 < 2 s; 28,000-row tag
 file < 3 s. Timings include the revenue recompute each tagging action runs.
 On PostgreSQL each bulk write is followed by VACUUM ANALYZE before pages are
 timed — what autovacuum does within a minute — so the figures are the steady

@@ -1,4 +1,4 @@
-"""Revenue rules (SPEC §5, seed test D) — the one place they live.
+"""Revenue rules — the one place they live.
 
 Every imported row ends in one revenue *state*:
 

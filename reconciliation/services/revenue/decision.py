@@ -32,7 +32,7 @@ class RevenueStatus(models.TextChoices):
 
 def book_for(project: Project | None) -> BookSummary | None:
     """The project's book when a verified (accepted or partial) import built
-    it. None means the period's revenue is unverified (seed test D)."""
+    it. None means the period's revenue is unverified."""
     if project is None:
         return None
     query = (

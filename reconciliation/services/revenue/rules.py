@@ -1,4 +1,4 @@
-"""The revenue rules (SPEC §5, seed test D) — the one place they live: the
+"""The revenue rules — the one place they live: the
 state every order ends in, the exceptions and who owns them. The full rule
 text is in the package docstring (services/revenue/__init__.py)."""
 
