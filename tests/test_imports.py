@@ -261,9 +261,9 @@ def test_every_count_on_the_page_equals_the_database(client, louis, wade, data_r
 def test_rows_survive_the_bulk_insert_byte_for_byte(data_request, wade, monkeypatch):
     """Several batches, and text COPY would misread (tab, newline, backslash,
     quotes, Chinese) — on both databases the stored row is the exported one."""
-    from reconciliation.services import imports
+    from reconciliation import bulk
 
-    monkeypatch.setattr(imports, "INSERT_BATCH", 2)  # five batches for five rows
+    monkeypatch.setattr(bulk, "INSERT_BATCH", 2)  # five batches for five rows
     odd = 'a\tb\\c\nd "引號" ,; \\N'
     orders = [
         order(f"B-{i}", "paid", 100 + i, customer=f"c{i}", when=f"2026-05-1{i + 2} 0{i}:30")

@@ -9,6 +9,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciliation import schema
+
+# The frame an accepted upload hands the import: the Excel row number, then
+# the schema's ten columns.
+CONTRACT_COLUMNS = ("row_number", *schema.COLUMN_NAMES)
+
 
 def arrow_text(values) -> pa.Array:
     """A string column as one Arrow array ('' for missing), zero-copy when it

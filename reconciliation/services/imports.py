@@ -20,7 +20,6 @@ and a step of the project's order book.
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from reconciliation.bulk import fingerprints
+from reconciliation.bulk import TEXT_COLUMNS, fingerprints, insert_rows
 from reconciliation.errors import Conflict, DomainError, NotFound
 from reconciliation.models import (
     AuditEvent,
@@ -46,16 +45,14 @@ from reconciliation.models import (
 from reconciliation.services import book, revenue
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import (
+    CONTRACT_COLUMNS,
     arrow_text,
     codes,
-    object_slice,
-    timestamp_text,
     utc_naive,
     with_arrow_text,
 )
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.uploads import CONTRACT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +62,6 @@ ExceptionCode = revenue.ExceptionCode
 # A payment_ref that names a refund (RF-…, …/RF, RFD123, REFUND…, 退款…): on
 # a row exported as paid it contradicts the status. RE2 syntax (Arrow).
 REFUND_REF_RE2 = r"(?:^|[\s/\-_:#.|])(?:refund|rfd|rf|退款|退刷)(?:$|[\s/\-_:#.|]|\d)"
-INSERT_BATCH = 20_000
 IMPORT_COUNT_FIELDS = (
     "row_count",
     "paid_count",
@@ -73,8 +69,6 @@ IMPORT_COUNT_FIELDS = (
     "refunded_count",
     "duplicate_count",
 )
-
-ROW_COLUMNS = (*CONTRACT_COLUMNS, "classification", "rebuy_of", "exception_code", "fingerprint")
 
 
 @dataclass
@@ -269,157 +263,6 @@ def _rebuy_links(out: pd.DataFrame, order: pa.Array, class_code: np.ndarray, ear
     return rebuy_of
 
 
-# --- Writing ----------------------------------------------------------------------
-
-
-TEXT_COLUMNS = (
-    "order_id",
-    "customer_key",
-    "program_id",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-)
-
-
-# Text columns whose values repeat: on SQLite they go to the driver as
-# references to one Python str per distinct value, not a new str per cell.
-REPEATING = frozenset(
-    {"customer_key", "program_id", "payment_status", "discount_code", "source_event", "owner_note"}
-)
-DERIVED = frozenset({"classification", "rebuy_of", "exception_code"})
-
-
-def insert_order(frame: pd.DataFrame) -> np.ndarray:
-    """The order rows are inserted in: grouped by programme, file order within
-    a programme. The (import, programme, id) index then only ever appends —
-    inserted in file order, its inserts land in the middle of the index, which
-    costs ~5 s of a 1,000,000-row COPY. OrderRow ids therefore follow the
-    programme, and row_number keeps the file's order."""
-    programme_codes, _values = codes(frame["program_id"])
-    values = np.array(_values, dtype=object)
-    # Code order follows first appearance; rank by the programme id itself.
-    rank = np.empty(len(values), dtype=np.int64)
-    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
-    return np.argsort(rank[programme_codes], kind="stable")
-
-
-def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:
-    """The row columns, in insert order, as Arrow arrays (text; escaped for
-    COPY on PostgreSQL), numpy arrays (numbers, timestamps, the derived
-    columns) or, on SQLite, (codes, distinct values) for repeating text."""
-    order = insert_order(frame)
-    take = pa.array(order)
-    columns = {}
-    for name in ROW_COLUMNS:
-        if name == "row_number":
-            columns[name] = frame[name].to_numpy(np.int64)[order]
-        elif name == "amount":
-            columns[name] = frame[name].to_numpy(np.float64).round(2)[order]
-        elif name == "fingerprint":
-            columns[name] = frame[name].to_numpy(np.int64)[order]
-        elif name == "created_at":
-            columns[name] = utc_naive(frame[name])[order]
-        elif postgres:
-            columns[name] = _copy_text(arrow_text(frame[name]).take(take))
-        elif name in DERIVED:
-            columns[name] = frame[name].to_numpy(dtype=object)[order]
-        elif name in REPEATING:
-            encoded = pc.dictionary_encode(arrow_text(frame[name]).take(take))
-            columns[name] = (
-                encoded.indices.to_numpy(zero_copy_only=False),
-                np.array(encoded.dictionary.to_pylist(), dtype=object),
-            )
-        else:
-            columns[name] = arrow_text(frame[name]).take(take)
-    return columns
-
-
-_COPY_SPECIAL = r"[\\\t\n\r]"
-
-
-def _copy_text(array: pa.Array) -> pa.Array:
-    """A text column escaped for COPY's text format (backslash, tab, newline,
-    carriage return), untouched when it has none of them."""
-    if not pc.any(pc.match_substring_regex(array, _COPY_SPECIAL)).as_py():
-        return array
-    for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        array = pc.replace_substring(array, char, escaped)
-    return array
-
-
-def _insert_rows(reconciliation_import: ReconciliationImport, frame: pd.DataFrame) -> None:
-    """All rows of the import in batches: COPY on PostgreSQL (one text buffer
-    per batch, built by Arrow), executemany on SQLite."""
-    postgres = connection.vendor == "postgresql"
-    import_id = ReconciliationImport._meta.pk.get_db_prep_value(
-        reconciliation_import.pk, connection
-    )
-    table = OrderRow._meta.db_table
-    names = ", ".join(["reconciliation_import_id", *ROW_COLUMNS])
-    columns = _columns(frame, postgres=postgres)
-    n = len(frame)
-    spans = [(start, min(start + INSERT_BATCH, n)) for start in range(0, n, INSERT_BATCH)]
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the driver's own cursor: no per-row wrapper work
-        if postgres:
-            with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # noqa: S608 - fixed names
-                for buffer in _prepared(_copy_batch, columns, str(import_id), spans):
-                    copy.write(buffer)
-        else:
-            marks = ", ".join("?" * (len(ROW_COLUMNS) + 1))
-            sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
-            for batch in _prepared(_row_batch, columns, import_id, spans):
-                raw.executemany(sql, batch)
-
-
-def _prepared(build, columns: dict, import_id, spans):
-    """Yield build(...) for each span, building the next batch in a second
-    thread while the database works on the current one (the drivers release
-    the GIL while the database inserts)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-batch") as pool:
-        pending = None
-        for index, (start, stop) in enumerate(spans):
-            current = pending.result() if pending else build(columns, import_id, start, stop)
-            if index + 1 < len(spans):
-                pending = pool.submit(build, columns, import_id, *spans[index + 1])
-            yield current
-
-
-def _row_batch(columns: dict, import_id, start: int, stop: int) -> list[tuple]:
-    values = []
-    for name in ROW_COLUMNS:
-        column = columns[name]
-        if name == "created_at":
-            text = timestamp_text(column[start:stop])
-            values.append(text.astype(f"U{text.dtype.itemsize}").tolist())
-        else:
-            values.append(object_slice(column, start, stop))
-    return list(zip([import_id] * (stop - start), *values, strict=True))
-
-
-def _copy_batch(columns: dict, import_id: str, start: int, stop: int) -> memoryview:
-    parts = []
-    for name in ROW_COLUMNS:
-        column = columns[name]
-        if name == "created_at":
-            text = timestamp_text(column[start:stop], suffix="+00")
-            parts.append(pa.array(text, pa.binary()).cast(pa.string()))
-        elif isinstance(column, pa.Array):
-            parts.append(column.slice(start, stop - start))
-        elif isinstance(column, np.ndarray) and column.dtype == object:
-            parts.append(pa.array(column[start:stop], pa.string()))
-        else:
-            parts.append(pc.cast(pa.array(column[start:stop]), pa.string()))
-    lines = pc.binary_join_element_wise(import_id, *parts, "\t")
-    lines = pc.binary_join_element_wise(lines, "", "\n")
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
-    data = lines.buffers()[2]
-    return memoryview(data)[offsets[lines.offset] : offsets[lines.offset + len(lines)]]
-
-
 def scorecard_url(reconciliation_import: ReconciliationImport) -> str:
     return absolute(f"{reverse('scorecard')}?import={reconciliation_import.pk}")
 
@@ -461,7 +304,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
             )
             reconciliation_import.scorecard_ref = scorecard_url(reconciliation_import)
             reconciliation_import.save(force_insert=True)
-            _insert_rows(reconciliation_import, classified.frame)
+            insert_rows(reconciliation_import, classified.frame)
             clock.lap("insert")
             book_step = book.apply(
                 project=project,

@@ -48,10 +48,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from reconciliation import schema
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Upload
 from reconciliation.services.audit import record_audit
+from reconciliation.services.columns import CONTRACT_COLUMNS
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
@@ -64,9 +64,6 @@ ROW_ERRORS_KEPT = 200  # on the Upload row; the report has them all
 # validate in seconds).
 STALE_PENDING = timedelta(minutes=10)
 CHUNK = 1 << 20
-# The frame `load_accepted_frame` hands the import: the Excel row number, then
-# the schema's ten columns.
-CONTRACT_COLUMNS = ("row_number", *schema.COLUMN_NAMES)
 
 
 @dataclass

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from reconciliation.bulk import ROW_COLUMNS
 from reconciliation.models import DataRequest, Project, ReconciliationImport, Upload
-from reconciliation.services.imports import ROW_COLUMNS, import_upload
+from reconciliation.services.imports import import_upload
 from reconciliation.services.requests import create_data_request
 from reconciliation.services.uploads import receive_upload, validate_pending_upload
 
