@@ -28,7 +28,8 @@ from reconciliation.models import (
     OrderTag,
 )
 from reconciliation.selectors import evidence as queue
-from reconciliation.services.evidence import import_tag_file, tag_orders
+from reconciliation.services.evidence import tag_orders
+from reconciliation.services.tag_files import import_tag_file
 
 ORDERS = "/api/kolable/orders"
 EVIDENCE = "/api/kolable/evidence"

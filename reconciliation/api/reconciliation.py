@@ -13,7 +13,8 @@ from reconciliation.api.requests import ImportBriefOut
 from reconciliation.inputs import ModelText
 from reconciliation.models import RevenueDecision
 from reconciliation.permissions import Action
-from reconciliation.selectors.scorecard import default_project, scorecard, scorecard_as_api
+from reconciliation.selectors.scorecard import default_project, scorecard
+from reconciliation.selectors.scorecard_api import scorecard_as_api
 from reconciliation.services.imports import import_for_request
 from reconciliation.services.revenue import record_revenue_decision, revenue_status
 

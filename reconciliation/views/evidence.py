@@ -21,7 +21,7 @@ from reconciliation.models import OrderEvidence, OrderRow
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import evidence as queue
 from reconciliation.services import evidence as evidence_service
-from reconciliation.services import evidence_files
+from reconciliation.services import evidence_files, tag_files
 from reconciliation.services.revenue import ExceptionCode
 from reconciliation.views.common import permission_required
 
@@ -348,12 +348,12 @@ def evidence_import(request):
         if upload is not None:
             data, name = upload.read(), upload.name
         else:
-            data = evidence_service.kept_tag_file(request.POST.get("sha256", ""))
+            data = tag_files.kept_tag_file(request.POST.get("sha256", ""))
             name = request.POST.get("original_name", "")
         if data is None:
             messages.error(request, _("請選擇要上傳的標記檔（CSV 或 XLSX）。"))
         else:
-            report = evidence_service.import_tag_file(
+            report = tag_files.import_tag_file(
                 actor=request.user,
                 project=book.project,
                 data=data,

@@ -16,7 +16,8 @@ from reconciliation.models import (
     OrderRow,
     OrderTag,
 )
-from reconciliation.selectors.scorecard import scorecard, scorecard_as_api
+from reconciliation.selectors.scorecard import scorecard
+from reconciliation.selectors.scorecard_api import scorecard_as_api
 from reconciliation.services.evidence import tag_orders
 from reconciliation.services.imports import import_frame
 from reconciliation.services.revenue import rebuild_book_summary, record_revenue_decision

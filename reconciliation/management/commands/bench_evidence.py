@@ -41,7 +41,8 @@ from reconciliation.management.commands._orders_data import (
 )
 from reconciliation.models import OrderRow, Project
 from reconciliation.selectors import evidence as queue
-from reconciliation.services.evidence import import_tag_file, tag_orders
+from reconciliation.services.evidence import tag_orders
+from reconciliation.services.tag_files import import_tag_file
 
 TARGET_PAGE_MS = 100
 TARGET_TAG_S = 2.0
