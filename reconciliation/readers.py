@@ -81,7 +81,7 @@ BINARY_MAGICS = (
 
 
 class FileProblem(Exception):
-    """A file-level problem: the code is one of validation.ERRORS."""
+    """A file-level problem: the code is one of error_codes.ERRORS."""
 
     def __init__(self, code: str, **params):
         super().__init__(code)

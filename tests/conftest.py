@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
+from django.utils import translation
 
 from reconciliation.api.auth import issue_token
 from reconciliation.models import Project
@@ -24,6 +25,15 @@ def _isolated_data_dir(settings, tmp_path):
     settings.DATA_DIR = tmp_path
     settings.UPLOAD_DIR = tmp_path / "uploads"
     settings.SITE_URL = "http://testserver"
+
+
+@pytest.fixture(autouse=True)
+def _default_language(settings):
+    """Each test starts in zh-Hant: a request the test client made in English
+    leaves English active in the thread (LocaleMiddleware never deactivates)."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from reconciliation import schema
+from reconciliation.error_codes import ERRORS, WARNINGS, describe
 from reconciliation.readers import STRING, RawTable
-from reconciliation.validation import ERRORS, WARNINGS, describe, validate_file, validate_table
+from reconciliation.validation import validate_file, validate_table
 from tests import upload_samples as samples
 
 PERIOD = (date(2026, 5, 12), date(2026, 5, 21))

@@ -23,10 +23,10 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from reconciliation import schema
+from reconciliation.error_codes import file_error
 from reconciliation.models import OrderEvidence
 from reconciliation.privacy import safe_cell
 from reconciliation.readers import STRING, FileProblem, read_upload
-from reconciliation.validation import file_error
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from reconciliation.error_codes import describe, message_params
 from reconciliation.privacy import FORMULA_PREFIXES, PLAIN_NUMBER, safe_cell
-from reconciliation.validation import ValidationResult, describe, message_params
+from reconciliation.validation import ValidationResult
 
 REPORT_DIR = "reports"
 CHUNK = 50_000

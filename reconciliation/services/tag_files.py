@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from reconciliation import privacy
+from reconciliation.error_codes import file_error
 from reconciliation.models import (
     AuditEvent,
     Project,
@@ -32,7 +33,6 @@ from reconciliation.services.evidence import (
 )
 from reconciliation.services.evidence_files import canonical_tag, read_tag_table
 from reconciliation.services.profiles import profile_for
-from reconciliation.validation import file_error
 
 
 @dataclass

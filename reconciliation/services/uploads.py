@@ -48,6 +48,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from reconciliation.error_codes import file_error
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Upload
 from reconciliation.services.audit import record_audit
@@ -55,7 +56,7 @@ from reconciliation.services.columns import CONTRACT_COLUMNS
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
-from reconciliation.validation import ValidationResult, file_error, validate_file
+from reconciliation.validation import ValidationResult, validate_file
 
 logger = logging.getLogger(__name__)
 
