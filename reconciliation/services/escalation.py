@@ -31,7 +31,9 @@ from django.utils.translation import gettext as _
 
 from reconciliation.message_text import duration_words
 from reconciliation.models import AuditEvent, DataRequest, Notification, Profile, Upload
+from reconciliation.services import lifecycle
 from reconciliation.services.audit import record_audit
+from reconciliation.services.lifecycle import Event
 from reconciliation.services.notify import (
     request_links,
     sync_blocker_card,
@@ -42,14 +44,6 @@ from reconciliation.services.notify import (
 # Reminder days are Taipei calendar days whatever zone the worker runs in
 # (Taiwan has no DST, so a day is always 24 h).
 TAIPEI = ZoneInfo("Asia/Taipei")
-
-# Still owed a file and not yet escalated. ESCALATED itself is not here: a
-# request that is already escalated must not be escalated again.
-ESCALATABLE = (
-    DataRequest.Status.OPEN,
-    DataRequest.Status.UPLOADED,
-    DataRequest.Status.SCHEMA_FAILED,
-)
 
 # What the blocker card asks Louis to decide (machine-readable for LINE/webhooks).
 DECISION_OPTIONS = ("pause_revenue_recognition", "extend_due_at")
@@ -76,14 +70,19 @@ def overdue_text(seconds: int) -> str:
     return duration_words(seconds)
 
 
-def _awaiting_accepted_upload():
-    """True for a request that has an accepted file: such a request is never
+def _overdue(now: datetime) -> Q:
+    """Past its due time with no accepted file: a request with one is never
     escalated, even while its status is still catching up."""
-    return Exists(
+    accepted_file = Exists(
         Upload.objects.filter(
             data_request=OuterRef("pk"), schema_status=Upload.SchemaStatus.ACCEPTED
         )
     )
+    return Q(due_at__lt=now) & ~Q(accepted_file)
+
+
+def _reminder_due(today) -> Q:
+    return Q(last_reminder_on__isnull=True) | Q(last_reminder_on__lt=today)
 
 
 def escalate_overdue_requests(*, now: datetime | None = None) -> SweepResult:
@@ -95,8 +94,7 @@ def escalate_overdue_requests(*, now: datetime | None = None) -> SweepResult:
     # language the caller happens to have active.
     with translation.override(settings.LANGUAGE_CODE):
         overdue = (
-            DataRequest.objects.filter(status__in=ESCALATABLE, due_at__lt=now)
-            .exclude(_awaiting_accepted_upload())
+            lifecycle.requests_for(Event.OVERDUE, where=_overdue(now))
             .order_by("due_at")
             .values_list("pk", flat=True)
         )
@@ -106,8 +104,7 @@ def escalate_overdue_requests(*, now: datetime | None = None) -> SweepResult:
 
         today = taipei_day(now)
         due_for_reminder = (
-            DataRequest.objects.filter(status=DataRequest.Status.ESCALATED)
-            .filter(Q(last_reminder_on__isnull=True) | Q(last_reminder_on__lt=today))
+            lifecycle.requests_for(Event.REMINDED, where=_reminder_due(today))
             .order_by("due_at")
             .values_list("pk", flat=True)
         )
@@ -122,16 +119,14 @@ def escalate_request(*, request_id, now: datetime) -> bool:
     flipped it; that caller alone writes the audit event and the messages."""
     today = taipei_day(now)
     with transaction.atomic():
-        changed = (
-            DataRequest.objects.filter(pk=request_id, status__in=ESCALATABLE, due_at__lt=now)
-            .exclude(_awaiting_accepted_upload())
-            .update(
-                status=DataRequest.Status.ESCALATED,
-                escalated_at=now,
-                # The overdue reminder written below is today's reminder.
-                last_reminder_on=today,
-                updated_at=now,
-            )
+        changed = lifecycle.move(
+            request_id,
+            Event.OVERDUE,
+            where=_overdue(now),
+            now=now,
+            escalated_at=now,
+            # The overdue reminder written below is today's reminder.
+            last_reminder_on=today,
         )
         if not changed:
             return False
@@ -181,10 +176,8 @@ def remind_escalated_request(*, request_id, now: datetime) -> bool:
     at most one per Taipei day, whoever calls and however often."""
     today = taipei_day(now)
     with transaction.atomic():
-        changed = (
-            DataRequest.objects.filter(pk=request_id, status=DataRequest.Status.ESCALATED)
-            .filter(Q(last_reminder_on__isnull=True) | Q(last_reminder_on__lt=today))
-            .update(last_reminder_on=today, updated_at=now)
+        changed = lifecycle.move(
+            request_id, Event.REMINDED, where=_reminder_due(today), now=now, last_reminder_on=today
         )
         if not changed:
             return False

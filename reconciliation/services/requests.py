@@ -4,7 +4,6 @@ from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -13,7 +12,9 @@ from reconciliation.errors import Conflict, InvalidInput
 from reconciliation.inputs import check_date
 from reconciliation.models import DEFAULT_DATASET, AuditEvent, DataRequest, Profile, Project
 from reconciliation.permissions import Action, can
+from reconciliation.services import lifecycle
 from reconciliation.services.audit import record_audit
+from reconciliation.services.lifecycle import Event
 from reconciliation.services.notify import sync_due_extended, sync_request_created, taipei
 from reconciliation.services.profiles import profile_for
 
@@ -117,16 +118,8 @@ def create_data_request(
 def close_data_request(*, data_request: DataRequest, closed_by, note: str = "") -> DataRequest:
     actor = profile_for(closed_by)
     with transaction.atomic():
-        changed = (
-            DataRequest.objects.filter(pk=data_request.pk)
-            .exclude(status=DataRequest.Status.CLOSED)
-            .update(
-                status=DataRequest.Status.CLOSED,
-                closed_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
-        )
-        if not changed:
+        now = timezone.now()
+        if not lifecycle.move(data_request.pk, Event.CLOSED, now=now, closed_at=now):
             raise Conflict("already_closed", _("這個請求已經結案。"))
         record_audit(
             verb=AuditEvent.Verb.REQUEST_CLOSED,
@@ -157,17 +150,7 @@ def extend_due(
         previous = (
             DataRequest.objects.filter(pk=data_request.pk).values_list("due_at", flat=True).first()
         )
-        changed = DataRequest.objects.filter(
-            pk=data_request.pk, status__in=DataRequest.AWAITING_FILE
-        ).update(
-            due_at=due_at,
-            status=Case(
-                When(status=DataRequest.Status.ESCALATED, then=Value(DataRequest.Status.OPEN)),
-                default=F("status"),
-            ),
-            updated_at=now,
-        )
-        if not changed:
+        if not lifecycle.move(data_request.pk, Event.DUE_EXTENDED, now=now, due_at=due_at):
             raise Conflict("not_awaiting_file", _("這個請求已驗收或結案，不需要延期。"))
         data_request.refresh_from_db()
         record_audit(

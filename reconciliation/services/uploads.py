@@ -51,8 +51,10 @@ from django.utils.translation import gettext as _
 from reconciliation.error_codes import file_error
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Upload
+from reconciliation.services import lifecycle
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import CONTRACT_COLUMNS
+from reconciliation.services.lifecycle import Event
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
@@ -202,14 +204,7 @@ def receive_upload(
                 storage_path=relative,
                 mode=mode,
             )
-            DataRequest.objects.filter(
-                pk=data_request.pk,
-                status__in=[
-                    DataRequest.Status.OPEN,
-                    DataRequest.Status.SCHEMA_FAILED,
-                    DataRequest.Status.ESCALATED,
-                ],
-            ).update(status=DataRequest.Status.UPLOADED, updated_at=timezone.now())
+            lifecycle.move(data_request.pk, Event.FILE_RECEIVED)
             record_audit(
                 verb=AuditEvent.Verb.UPLOAD_RECEIVED,
                 actor=uploader,
@@ -416,11 +411,8 @@ def purge_expired_uploads(*, now=None) -> dict:
 
 def _on_accepted(upload: Upload) -> None:
     data_request = upload.data_request
-    DataRequest.objects.filter(pk=data_request.pk, status__in=DataRequest.TAKES_FILES).update(
-        status=DataRequest.Status.ACCEPTED,
-        artifact_ref=str(upload.pk),
-        missing_fields=[],
-        updated_at=timezone.now(),
+    lifecycle.move(
+        data_request.pk, Event.FILE_ACCEPTED, artifact_ref=str(upload.pk), missing_fields=[]
     )
     warnings = "；".join(w["message"] for w in upload.warnings)
     record_audit(
@@ -446,11 +438,7 @@ def _on_accepted(upload: Upload) -> None:
 
 def _on_failed(upload: Upload, result: ValidationResult) -> None:
     data_request = upload.data_request
-    DataRequest.objects.filter(pk=data_request.pk, status=DataRequest.Status.UPLOADED).update(
-        status=DataRequest.Status.SCHEMA_FAILED,
-        missing_fields=result.missing_fields,
-        updated_at=timezone.now(),
-    )
+    lifecycle.move(data_request.pk, Event.FILE_FAILED, missing_fields=result.missing_fields)
     summary = failure_summary(upload)
     record_audit(
         verb=AuditEvent.Verb.UPLOAD_FAILED,
