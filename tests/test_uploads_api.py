@@ -356,6 +356,18 @@ def test_request_detail_api_lists_the_upload(api_as, wade, louis, data_request):
     assert [u["schema_status"] for u in detail["uploads"]] == ["accepted"]
 
 
+TEXT = (
+    "order_id",
+    "customer_key",
+    "program_id",
+    "payment_status",
+    "payment_ref",
+    "discount_code",
+    "source_event",
+    "owner_note",
+)
+
+
 def test_load_accepted_frame_follows_the_contract(api_as, wade, data_request):
     rows = samples.good_rows(3)
     rows[0]["customer_key"] = "Buyer@Example.com"
@@ -388,10 +400,15 @@ def test_load_accepted_frame_follows_the_contract(api_as, wade, data_request):
     # 2026-05-13 20:01 Taipei is 12:01 UTC.
     assert frame["created_at"][0].isoformat() == "2026-05-13T12:01:00+00:00"
     assert frame["discount_code"].tolist() == ["LIVE512", "", "LIVE512"]
+    # The import's Arrow-backed form holds the same values.
+    arrow = load_accepted_frame(upload, arrow_text=True)
+    assert str(arrow["order_id"].dtype) == "string[pyarrow]"
+    assert arrow.astype({c: object for c in TEXT}).equals(frame)
     # Without the cache the kept bytes are read again, same frame.
     normalised_cache_path(upload.pk).unlink()
     again = load_accepted_frame(upload)
     assert again.equals(frame)
+    assert load_accepted_frame(upload, arrow_text=True).equals(arrow)
 
 
 @pytest.mark.django_db(transaction=True)

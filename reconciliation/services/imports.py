@@ -512,9 +512,7 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:
 
     started = time.perf_counter()
     try:
-        # Arrow-backed text at once, so the Python str copies are freed
-        # before the import starts.
-        frame = with_arrow_text(load_accepted_frame(upload), TEXT_COLUMNS)
+        frame = load_accepted_frame(upload, arrow_text=True)
     except (FileNotFoundError, ValueError, DomainError) as exc:
         logger.exception("import_upload: upload %s cannot be read", upload_id)
         return _record_failed(upload=upload, actor=actor, reason=str(exc))
