@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 WEB_CONCURRENCY ?= 2
 BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: run test lint bench serve loadtest migrate browser clean messages
+.PHONY: run test lint bench serve loadtest migrate browser wrk clean messages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -69,8 +69,20 @@ serve: $(STAMP)
 # Load and fault scenarios (loopback only, bounded, stops by itself): starts
 # the production shape on PostgreSQL + Redis itself so it can kill parts of it.
 # Needs root for the PostgreSQL/Redis restarts. See loadtest/run.py --help.
-loadtest: $(STAMP)
+loadtest: $(STAMP) wrk
 	$(BIN)/python loadtest/run.py $(LOADTEST_ARGS)
+
+# Debian's wrk for the saturation figures (a C load generator: it leaves the
+# cores to the app it measures).
+wrk:
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's wrk for make loadtest"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	  || echo "!!! could not install wrk"; \
+	else \
+	  echo "!!! wrk missing and cannot be installed here: the saturation scenario will fail"; \
+	fi
 
 # Debian's Chromium for the browser tests (never `playwright install`).
 browser:

@@ -9,7 +9,10 @@ speed, but every scenario checks correctness (no error, no lost upload, no
 duplicate import) and exits non-zero when that fails.
 
 Scenarios:
-  read     N signed-in users read the board, the scorecard and the evidence queue for S seconds
+  read     N signed-in people read the board, the scorecard and the evidence queue for S
+           seconds, each pausing a few seconds between pages (--think) as a person does
+  saturation  each page driven alone by wrk (saturation.py): requests/s at saturation, p50/p99,
+           beside the login page (Django's own floor here)
   uploads  10 concurrent uploads of the 28,000-row XLSX to 10 requests, then 10 to one request
   kill     SIGKILL the workers mid-import, restart them: the import ends once, complete
   postgres restart PostgreSQL while the app runs: /healthz 503 meanwhile, then 200 without a restart
@@ -20,6 +23,7 @@ import argparse
 import http.cookiejar
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -31,6 +35,8 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+
+import saturation
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -200,7 +206,7 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def scenario_read(stack, users, seconds):
+def scenario_read(stack, users, seconds, think):
     paths = ["/", "/scorecard/", "/evidence/"]
     names = ["louis", "huber", "wade"]
     sessions = [Session(stack.base, names[i % len(names)]) for i in range(users)]
@@ -211,12 +217,19 @@ def scenario_read(stack, users, seconds):
     def worker(index, session):
         local = []
         n = index
+        pauses = random.Random(index)  # noqa: S311 - think times, not secrets
+        # People do not all arrive in the same millisecond.
+        time.sleep(pauses.uniform(0, think))
         while time.monotonic() < deadline and len(local) < 100_000:
             path = paths[n % len(paths)]
             if path == "/evidence/" and session is not None and names[index % 3] == "wade":
                 path = "/scorecard/"  # Wade has no evidence queue
             local.append((path, *session.get(path)))
             n += 1
+            # A person reads the page before the next one: think/2 .. 3·think/2.
+            time.sleep(
+                min(pauses.uniform(think / 2, think * 1.5), max(deadline - time.monotonic(), 0))
+            )
         with lock:
             results.extend(local)
 
@@ -230,7 +243,8 @@ def scenario_read(stack, users, seconds):
     errors = [r for r in results if r[1] != 200]
     latencies = [r[2] * 1000 for r in results]
     log(
-        f"read: {users} users × {seconds}s: {len(results)} requests, {len(results) / elapsed:.0f} req/s, "
+        f"read: {users} people × {seconds}s, ~{think:g} s between pages: {len(results)} requests, "
+        f"{len(results) / elapsed:.1f} req/s, "
         f"median {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
         f"errors {len(errors)}"
     )
@@ -242,6 +256,18 @@ def scenario_read(stack, users, seconds):
                 f"p99 {percentile(subset, 0.99):.1f} ms"
             )
     return not errors
+
+
+def scenario_saturation(stack, token, seconds):
+    if not saturation.available():
+        log("saturation: wrk is not installed (make loadtest installs Debian's wrk as root)")
+        return False
+    cookies = {}
+    for name in ("louis", "huber"):
+        session = Session(stack.base, name)
+        cookies[name] = "; ".join(f"{c.name}={c.value}" for c in session.jar)
+    figures = saturation.measure(stack.base, cookies, token, seconds, log)
+    return all(figure["errors"] == 0 and figure["rps"] > 0 for figure in figures.values())
 
 
 def wait_for_import(base, token, request_id, seconds=180):
@@ -482,7 +508,13 @@ def main():
     parser.add_argument(
         "--orders", type=int, default=1_000_000, help="OrderRows stored before the read load"
     )
-    parser.add_argument("--scenarios", default="read,uploads,kill,postgres,redis")
+    parser.add_argument(
+        "--think", type=float, default=4.0, help="seconds a person reads a page (read scenario)"
+    )
+    parser.add_argument(
+        "--wrk-seconds", type=int, default=10, help="seconds per page (saturation scenario)"
+    )
+    parser.add_argument("--scenarios", default="read,saturation,uploads,kill,postgres,redis")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -543,9 +575,12 @@ def main():
     results = {}
     try:
         stack.wait_ready()
-        if "read" in scenarios:
+        if "read" in scenarios or "saturation" in scenarios:
             results["seed"] = seed_orders(stack, token, (bench / "orders-1000000.csv").read_bytes())
-            results["read"] = scenario_read(stack, args.users, args.seconds)
+        if "read" in scenarios:
+            results["read"] = scenario_read(stack, args.users, args.seconds, args.think)
+        if "saturation" in scenarios:
+            results["saturation"] = scenario_saturation(stack, token, args.wrk_seconds)
         if "uploads" in scenarios:
             results["uploads"] = scenario_uploads(
                 stack, token, (bench / "orders-28000.xlsx").read_bytes()
