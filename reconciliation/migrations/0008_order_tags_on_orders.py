@@ -114,6 +114,9 @@ def _set_evidence_orders(apps, schema_editor):
         return
     run = lambda sql: schema_editor.execute(sql, params=None)  # noqa: E731
     if vendor == "postgresql":
+        # The orders written above leave deferred foreign-key checks pending,
+        # and PostgreSQL alters no table while any are: run them now.
+        run("SET CONSTRAINTS ALL IMMEDIATE")
         run(f"ALTER TABLE {EVIDENCE} DISABLE TRIGGER {EVIDENCE}_append_only")
     else:
         run(f"DROP TRIGGER {EVIDENCE}_no_update")
