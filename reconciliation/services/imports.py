@@ -287,7 +287,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
             book_summary = book.lock(project)
             clock = _Clock()
             classified = classify_frame(
-                with_arrow_text(frame, TEXT_COLUMNS), earlier=book.refunded_orders(project)
+                with_arrow_text(frame, TEXT_COLUMNS), earlier=book.refunded_orders(project, frame)
             )
             classified.frame["fingerprint"] = fingerprints(classified.frame)
             versions = book.compare(project, classified.frame)

@@ -255,3 +255,37 @@ def test_concurrent_imports_into_one_book_end_as_sequential_ones(louis, wade, pr
     assert book.version == 2
     rebuilt = rebuild_book_summary(project=project)
     assert rebuilt.totals["paid_amount"] == concurrent[1]
+
+
+@pytest.mark.parametrize("factor", [8, 10**9], ids=["reads-the-file's-orders", "reads-whole-book"])
+def test_a_small_file_into_a_big_book_reads_only_its_orders_with_the_same_result(
+    louis, wade, project, monkeypatch, factor
+):
+    from reconciliation.services import book
+
+    monkeypatch.setattr(book, "SELECTIVE_READ_FACTOR", factor)
+    data_request = new_request(louis)
+    big = [order(f"R-{n:02d}", "paid", 28000, customer=f"c{n}") for n in range(40)]
+    big[5] = order("R-05", "refunded", 28000, customer="cX", ref="RF-05")
+    _import(data_request, wade, *big)
+    top_up = _import(
+        data_request,
+        wade,
+        order("R-01", "paid", 26000, customer="c1"),
+        order("NEW-1", "paid", 28000, customer="cX", when="2026-05-20 10:00"),
+        order("R-02", "paid", 28000, customer="c2"),
+        name="top-up.csv",
+        mode="incremental",
+    )
+    assert {
+        k: top_up.summary.book[k] for k in ("new_orders", "changed_orders", "unchanged_orders")
+    } == {
+        "new_orders": 1,
+        "changed_orders": 1,
+        "unchanged_orders": 1,
+    }
+    assert top_up.summary.book["changes"] == {"amount": 1}
+    assert Order.objects.filter(project=project).count() == 41
+    assert Order.objects.get(order_id="R-01").amount == 26000
+    # NEW-1 re-buys the refunded R-05 of the same customer and programme.
+    assert OrderRow.objects.get(reconciliation_import=top_up, order_id="NEW-1").rebuy_of == "R-05"
