@@ -317,11 +317,14 @@ def apply(
                     f"book moved under the import: {cursor.rowcount} of "
                     f"{versions.changed_orders} changed orders updated"
                 )
+            # By the changed orders' ids (the book's unique index), not by a
+            # scan of every order for this import.
+            condition, values = in_list(f"o.{_q('order_id')}", versions.changed_ids)
             cursor.execute(
                 f"UPDATE {_table(OrderTag)} SET {_q('stale')} = %s "  # noqa: S608
                 f"WHERE {_q('order_id')} IN (SELECT o.{_q('id')} FROM {orders} o "
-                f"WHERE o.{_q('project_id')} = %s AND o.{_q('changed_import_id')} = %s)",
-                [True, project_db, import_db],
+                f"WHERE o.{_q('project_id')} = %s AND {condition})",
+                [True, project_db, values],
             )
         in_file = (
             f"EXISTS (SELECT 1 FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s "  # noqa: S608
