@@ -156,7 +156,74 @@ def _read(path: Path, max_rows: int) -> RawTable:
         return _read_ole(path, max_rows)
     if kind != "csv":
         raise FileProblem("unsupported_type", kind=kind)
+    if head.lstrip()[:1] == b"{":
+        return read_ndjson(path, max_rows)
     return _read_csv(path.read_bytes(), max_rows)
+
+
+# --- NDJSON (what a sync keeps of an API's pages) --------------------------------
+
+# Fields whose JSON values must be strings; read as such, so an ISO 8601
+# timestamp is never turned into a zone-less one on its way to validation.
+NDJSON_TEXT_FIELDS = (
+    "order_id",
+    "created_at",
+    "updated_at",
+    "customer_key",
+    "program_id",
+    "payment_status",
+    "payment_ref",
+    "discount_code",
+    "source_event",
+    "owner_note",
+)
+
+
+def read_ndjson(path: Path, max_rows: int) -> RawTable:
+    """One JSON object a line → the same table of strings as a CSV: the
+    fields are the headers (in first-seen order), numbers become their text,
+    null and missing fields ''. The record's line is its row number."""
+    import pyarrow.json as pa_json
+
+    schema = pa.schema([(name, pa.string()) for name in NDJSON_TEXT_FIELDS])
+    try:
+        table = pa_json.read_json(
+            str(path),
+            read_options=pa_json.ReadOptions(block_size=16 << 20),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise FileProblem("unreadable_file", reason="damaged") from None
+    if table.num_rows > max_rows:
+        raise FileProblem("too_many_rows", rows=table.num_rows, limit=max_rows)
+    # Only fields that appear in the data (the explicit schema adds the rest).
+    headers = [
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if name not in NDJSON_TEXT_FIELDS or column.null_count < table.num_rows
+    ]
+    if table.num_rows == 0 or not headers:
+        raise FileProblem("empty_file")
+    columns = {}
+    for index, name in enumerate(headers):
+        column = table.column(name)
+        try:
+            if not pa.types.is_string(column.type):
+                column = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise FileProblem("unreadable_file", reason="damaged") from None
+        columns[index] = pd.Series(column.fill_null("").combine_chunks(), dtype=STRING)
+    frame = pd.DataFrame(columns)
+    return RawTable(
+        kind="ndjson",
+        headers=headers,
+        frame=frame,
+        row_numbers=np.arange(1, table.num_rows + 1, dtype=np.int64),
+        header_row=0,
+        encoding="utf-8",
+    )
 
 
 # --- Spreadsheets -------------------------------------------------------------

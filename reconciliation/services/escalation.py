@@ -72,13 +72,14 @@ def overdue_text(seconds: int) -> str:
 
 def _overdue(now: datetime) -> Q:
     """Past its due time with no accepted file: a request with one is never
-    escalated, even while its status is still catching up."""
+    escalated, even while its status is still catching up. Nor is the
+    standing request a sync source feeds: nobody owes it a file."""
     accepted_file = Exists(
         Upload.objects.filter(
             data_request=OuterRef("pk"), schema_status=Upload.SchemaStatus.ACCEPTED
         )
     )
-    return Q(due_at__lt=now) & ~Q(accepted_file)
+    return Q(due_at__lt=now) & ~Q(accepted_file) & Q(sync_source__isnull=True)
 
 
 def _reminder_due(today) -> Q:
