@@ -11,7 +11,8 @@ orders one step (pending → paid, paid → refunded) and stamps them with an
 updated_at after every earlier one; changes happen every `change_every`
 seconds, or when asked (`POST /_stub/advance?changes=K`). Faults on demand:
 a share of requests answered 429 (with Retry-After) or 503, or every request
-401. `POST /_stub/config` changes them while running; `GET /_stub/stats`
+401, or the first K orders with a negative amount. `POST /_stub/config`
+changes them while running; `GET /_stub/stats`
 counts what was asked.
 
 Everything is numpy arrays sorted by (updated_at, index); a page is a binary
@@ -70,6 +71,9 @@ class StubOrders:
             "live-05", ((self.created - start) // 86400 + 12).astype(str)
         )
         self.generation = 0
+        # The first `bad_orders` orders are served with a negative amount
+        # (the validator's row errors, end to end).
+        self.bad_orders = 0
         self.lock = threading.Lock()
         self._sort()
 
@@ -116,7 +120,7 @@ class StubOrders:
         discounts = self.discount[chosen].tolist()
         events = self.source_event[chosen].tolist()
         programs = PROGRAMS[program].tolist()
-        amounts = AMOUNTS[program].tolist()
+        amounts = np.where(chosen < self.bad_orders, -1.0, AMOUNTS[program]).tolist()
         statuses = STATUSES[status].tolist()
         ids = ids.tolist()
         return [
@@ -308,6 +312,8 @@ class KolableApiStub:
                     for name in ("fail_429", "fail_5xx", "retry_after", "page_delay"):
                         if name in settings:
                             setattr(stub.faults, name, float(settings[name]))
+                    if "bad_orders" in settings:
+                        stub.data.bad_orders = int(settings["bad_orders"])
                     if "fail_auth" in settings:
                         stub.faults.fail_auth = bool(settings["fail_auth"])
                     return self._send(200, {"ok": True})

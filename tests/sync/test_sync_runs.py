@@ -176,10 +176,9 @@ def test_401_fails_as_auth_keeps_the_cursor_and_sends_one_blocker_card(stub, mak
     assert card.recipient.user.username == "louis"
     assert "••••5678" in card.body
     # The token is nowhere a person or a log could read it.
-    for text in (
-        [card.subject, card.body, str(card.params), failed.error]
-        + [str(e.data) + e.message for e in AuditEvent.objects.all()]
-    ):
+    for text in [card.subject, card.body, str(card.params), failed.error] + [
+        str(e.data) + e.message for e in AuditEvent.objects.all()
+    ]:
         assert TOKEN not in text
     # A success ends the failing spell: the next refusal is a new card.
     stub.faults.fail_auth = False
@@ -195,8 +194,10 @@ def test_identical_pages_are_the_same_upload_and_count_nothing_twice(stub, make_
     _run(source)
     first = _run(source)  # the last day again
     second = _run(source)  # the same window, the same bytes
-    assert first.rows == second.rows == int(
-        (stub.data.updated >= stub.data.updated.max() - 86400).sum()
+    assert (
+        first.rows
+        == second.rows
+        == int((stub.data.updated >= stub.data.updated.max() - 86400).sum())
     )
     assert second.upload_id == first.upload_id
     assert (second.new_orders, second.changed_orders) == (0, 0)
@@ -208,4 +209,3 @@ def test_identical_pages_are_the_same_upload_and_count_nothing_twice(stub, make_
         .filter(n__gt=1)
     )
     assert not doubled.exists()
-
