@@ -78,7 +78,7 @@ def test_dispatch_follows_the_source(stub, make_source, project):
 
 
 def test_the_schedule_starts_one_run_a_day_at_the_sources_time(stub, make_source):
-    source = make_source(stub)  # 06:00 Taipei
+    make_source(stub)  # 06:00 Taipei
     before = timezone.make_aware(datetime(2026, 12, 3, 5, 59))
     with time_machine.travel(before, tick=False):
         assert sync_due_sources()["started"] == []
