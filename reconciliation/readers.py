@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import logging
+import mmap
 import os
 import re
 import subprocess
@@ -198,12 +199,14 @@ def read_ndjson(path: Path, max_rows: int) -> RawTable:
         raise FileProblem("unreadable_file", reason="damaged") from None
     if table.num_rows > max_rows:
         raise FileProblem("too_many_rows", rows=table.num_rows, limit=max_rows)
-    # Only fields that appear in the data (the explicit schema adds the rest).
-    headers = [
-        name
-        for name, column in zip(table.column_names, table.columns, strict=True)
-        if name not in NDJSON_TEXT_FIELDS or column.null_count < table.num_rows
-    ]
+    # The explicit schema adds its fields to every table: a field counts as
+    # present when its key appears anywhere in the file (null is present).
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        headers = [
+            name
+            for name in table.column_names
+            if name not in NDJSON_TEXT_FIELDS or data.find(json.dumps(name).encode()) >= 0
+        ]
     if table.num_rows == 0 or not headers:
         raise FileProblem("empty_file")
     columns = {}
