@@ -32,6 +32,7 @@ urlpatterns = [
     path("sources/", source_views.sources_page, name="sources"),
     path("sources/new/", source_views.source_create, name="source-create"),
     path("sources/<uuid:pk>/sync/", source_views.source_sync, name="source-sync"),
+    path("sources/<uuid:pk>/token/", source_views.source_token, name="source-token"),
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),

@@ -13,7 +13,7 @@ from reconciliation.models import Project, SyncSource
 from reconciliation.permissions import Action
 from reconciliation.selectors.sync import run_out, runs_of, source_out, sources_of
 from reconciliation.services.requests import default_project
-from reconciliation.services.sources import TOKEN_MAX_LENGTH, create_source
+from reconciliation.services.sources import TOKEN_MAX_LENGTH, create_source, update_source
 from reconciliation.services.sync import request_sync
 
 router = Router(tags=["Sync sources"])
@@ -27,6 +27,14 @@ class SourceIn(Schema):
     overlap_minutes: int = Field(60, ge=0, le=1440)
     page_size: int = Field(500, ge=1, le=5000)
     project_id: UUID | None = None
+
+
+class SourceChange(Schema):
+    base_url: ModelText(SyncSource, "base_url") | None = None
+    token: Text(TOKEN_MAX_LENGTH) | None = None
+    schedule_time: Text(5) | None = None
+    overlap_minutes: int | None = Field(None, ge=0, le=1440)
+    page_size: int | None = Field(None, ge=1, le=5000)
 
 
 class RunOut(Schema):
@@ -96,6 +104,18 @@ def create(request, payload: SourceIn):
         page_size=payload.page_size,
     )
     return 201, source_out(source)
+
+
+@router.patch(
+    "/sources/{source_id}",
+    response={200: SourceOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="Change a sync source: a new token, another time of day (Louis)",
+)
+def change(request, source_id: UUID, payload: SourceChange):
+    require(request, Action.CONFIGURE_SOURCE)
+    source = get_object_or_404(SyncSource, pk=source_id)
+    source = update_source(source=source, updated_by=request.auth, **payload.dict())
+    return 200, source_out(source)
 
 
 @router.get("/sources", response={200: list[SourceOut], 403: ErrorOut}, summary="Sync sources")

@@ -133,3 +133,53 @@ def create_source(
 
 def _already_configured() -> Conflict:
     return Conflict("source_exists", _("這個專案已經設定了 Kolable API 來源；一個專案只接一個。"))
+
+
+def update_source(
+    *,
+    source: SyncSource,
+    updated_by,
+    token: str | None = None,
+    base_url: str | None = None,
+    schedule_time=None,
+    overlap_minutes: int | None = None,
+    page_size: int | None = None,
+) -> SyncSource:
+    """Change what Louis may change (a new token after a refusal, the time of
+    day…); the cursor stays, so the next run continues where the last
+    successful one ended. The audit event names the fields, never the token."""
+    changes = {}
+    if token is not None:
+        token = _clean_token(token)
+        changes.update(token_encrypted=seal_secret(token), token_last4=token[-4:])
+    if base_url is not None:
+        changes["base_url"] = _clean_base_url(base_url)
+    if schedule_time is not None:
+        changes["schedule_time"] = _clean_schedule(schedule_time)
+    if overlap_minutes is not None:
+        if not 0 <= int(overlap_minutes) <= 1440:
+            raise InvalidInput("invalid_overlap", _("重疊分鐘要在 0 到 1440 之間。"))
+        changes["overlap_minutes"] = int(overlap_minutes)
+    if page_size is not None:
+        if not 1 <= int(page_size) <= 5000:
+            raise InvalidInput("invalid_page_size", _("每頁筆數要在 1 到 5000 之間。"))
+        changes["page_size"] = int(page_size)
+    if not changes:
+        return source
+    editor = profile_for(updated_by)
+    fields = sorted("token" if k.startswith("token") else k for k in changes)
+    fields = list(dict.fromkeys(fields))
+    with transaction.atomic():
+        SyncSource.objects.filter(pk=source.pk).update(**changes)
+        source.refresh_from_db()
+        record_audit(
+            verb=AuditEvent.Verb.SOURCE_CONFIGURED,
+            actor=editor,
+            data_request=source.data_request,
+            message=_("%(who)s 更新 Kolable API 來源：%(fields)s。")
+            % {"who": editor, "fields": "、".join(fields)},
+            source_id=str(source.pk),
+            fields=fields,
+            token=source.token_hint,
+        )
+    return source

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -214,7 +214,8 @@ def execute_run(*, run_id, sleep=None) -> SyncRun | None:
         return finished
     except SyncFailure as failure:
         return _fail(run, source, failure)
-    except (DomainError, OSError, ValueError) as exc:
+    except (DomainError, OSError, ValueError, DatabaseError) as exc:
+        # Logged for the people who run the app; the run says what failed.
         logger.exception("sync run %s failed", run.pk)
         return _fail(run, source, SyncFailure("internal", f"{exc.__class__.__name__}"))
     finally:

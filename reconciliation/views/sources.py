@@ -14,7 +14,7 @@ from reconciliation.permissions import Action
 from reconciliation.selectors.sync import run_out, runs_of, sources_of
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.requests import default_project
-from reconciliation.services.sources import TOKEN_MAX_LENGTH, create_source
+from reconciliation.services.sources import TOKEN_MAX_LENGTH, create_source, update_source
 from reconciliation.services.sync import request_sync
 from reconciliation.views.common import permission_required
 
@@ -43,6 +43,14 @@ class SourceForm(forms.Form):
     )
 
 
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label=gettext_lazy("新的 API 權杖"),
+        max_length=TOKEN_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
+
+
 @permission_required(Action.VIEW_DASHBOARD)
 def sources_page(request):
     project = default_project()
@@ -53,7 +61,7 @@ def sources_page(request):
     return render(
         request,
         "reconciliation/sources.html",
-        {"project": project, "sources": sources, "form": SourceForm()},
+        {"project": project, "sources": sources, "form": SourceForm(), "token_form": TokenForm()},
     )
 
 
@@ -91,4 +99,21 @@ def source_sync(request, pk):
         if created
         else _("這個來源已經在同步中，沒有重複排入。"),
     )
+    return redirect("sources")
+
+
+@require_POST
+@permission_required(Action.CONFIGURE_SOURCE)
+def source_token(request, pk):
+    source = get_object_or_404(SyncSource, pk=pk)
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.values():
+            messages.error(request, " ".join(error))
+        return redirect("sources")
+    try:
+        update_source(source=source, updated_by=request.user, token=form.cleaned_data["token"])
+        messages.success(request, _("已更換 API 權杖；按「立即同步」會從上次成功的位置接續。"))
+    except DomainError as exc:
+        messages.error(request, exc.detail if isinstance(exc.detail, str) else exc.code)
     return redirect("sources")

@@ -2,12 +2,14 @@
 team reads; the token is kept sealed and only ever shown masked."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from reconciliation.models import AuditEvent, SyncRun, SyncSource
-from tests.sync.conftest import TOKEN
+from reconciliation.services.sync import execute_run, request_sync
+from tests.sync.conftest import TOKEN, Sleeps
 
 
 def as_user(api_as, name):
@@ -126,3 +128,37 @@ def test_bad_input_is_a_clear_422_and_writes_nothing(stub, api_as, louis, change
     assert answer.status_code == 422, answer.content
     assert answer.json()["error"] == code
     assert SyncSource.objects.count() == 0
+
+
+def test_louis_replaces_a_refused_token_and_the_next_run_continues(
+    stub, make_source, api_as, louis
+):
+    source = make_source(stub)
+    run, _ = request_sync(source=source)
+    execute_run(run_id=run.pk)
+    source.refresh_from_db()
+    cursor = source.cursor
+    stub.token = "rotated-token-9999"
+    run, _ = request_sync(source=source)
+    assert execute_run(run_id=run.pk, sleep=Sleeps()).error_code == "auth"
+    pls = api_as("pls")
+    refused = pls.client.patch(
+        f"/api/kolable/sources/{source.pk}",
+        json.dumps({"token": "rotated-token-9999"}),
+        content_type="application/json",
+        **pls.headers,
+    )
+    assert refused.status_code == 403
+    changed = api_as(louis).client.patch(
+        f"/api/kolable/sources/{source.pk}",
+        json.dumps({"token": "rotated-token-9999"}),
+        content_type="application/json",
+    )
+    assert changed.status_code == 200
+    assert changed.json()["token"] == "••••9999"
+    assert b"rotated-token-9999" not in changed.content
+    stub.data.advance(2)
+    run, _ = request_sync(source=source)
+    again = execute_run(run_id=run.pk)
+    assert (again.status, again.changed_orders) == (SyncRun.Status.SUCCEEDED, 2)
+    assert again.updated_since == cursor - timedelta(minutes=60)
