@@ -69,6 +69,13 @@ def test_louis_configures_the_source_and_syncs_now(page_for, shot, stub, louis, 
         assert Order.objects.get(project=project, order_id=order_id).payment_status == (
             stub.data.state_of(order_id)
         )
+    # Both syncs are imports of the book on the scorecard.
+    page.goto("/scorecard/")
+    imports = page.get_by_test_id("book-import")
+    expect(imports).to_have_count(2)
+    expect(page.get_by_test_id("import-new")).to_have_text(["300", "0"])
+    expect(page.get_by_test_id("import-changed")).to_have_text(["0", "5"])
+    page.goto("/sources/")
     shot(page, "sync-sources-1280")
     _holds(page, "sources@1280")
 
