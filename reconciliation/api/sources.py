@@ -12,6 +12,7 @@ from reconciliation.inputs import ModelText, Text
 from reconciliation.models import Project, SyncSource
 from reconciliation.permissions import Action
 from reconciliation.selectors.sync import run_out, runs_of, source_out, sources_of
+from reconciliation.services.profiles import profile_for
 from reconciliation.services.requests import default_project
 from reconciliation.services.sources import TOKEN_MAX_LENGTH, create_source, update_source
 from reconciliation.services.sync import request_sync
@@ -133,7 +134,7 @@ def sync_now(request, source_id: UUID):
     """Queues a run; while one is queued or running, answers that one."""
     require(request, Action.SYNC_SOURCE)
     source = get_object_or_404(SyncSource, pk=source_id)
-    run, created = request_sync(source=source, requested_by=_profile(request.auth))
+    run, created = request_sync(source=source, requested_by=profile_for(request.auth))
     return 202, {"run_id": run.pk, "status": run.status, "created": created}
 
 
@@ -146,9 +147,3 @@ def runs(request, source_id: UUID):
     require(request, Action.VIEW_DASHBOARD)
     source = get_object_or_404(SyncSource, pk=source_id)
     return 200, [run_out(r) for r in runs_of(source)]
-
-
-def _profile(user):
-    from reconciliation.services.profiles import profile_for
-
-    return profile_for(user)
