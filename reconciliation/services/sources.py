@@ -8,9 +8,10 @@ incremental) — one import path, and every page, report and selector that
 follows uploads and imports shows the sync's too. Nobody owes that request a
 file, so it never falls due (the escalation sweep leaves it alone)."""
 
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reconciliation import schema
@@ -102,6 +103,7 @@ def create_source(
                 data_owner_profile=project.data_owner_profile or creator,
                 requested_by_profile=creator,
                 required_schema=schema.as_api(),
+                due_at=first_due(schedule),
                 audit_note=_("由 Kolable API 每日同步自動送檔。"),
             )
             source = SyncSource.objects.create(
@@ -129,6 +131,16 @@ def create_source(
     except IntegrityError:
         raise _already_configured() from None
     return source
+
+
+def first_due(schedule: time, *, now: datetime | None = None) -> datetime:
+    """When the standing request is owed its first data: an hour after the
+    source's next scheduled run (Asia/Taipei)."""
+    local = timezone.localtime(now or timezone.now())
+    moment = local.replace(hour=schedule.hour, minute=schedule.minute, second=0, microsecond=0)
+    if moment <= local:
+        moment += timedelta(days=1)
+    return moment + timedelta(hours=1)
 
 
 def _already_configured() -> Conflict:

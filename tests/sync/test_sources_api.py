@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from reconciliation.models import AuditEvent, SyncRun, SyncSource
 from reconciliation.services.sync import execute_run, request_sync
@@ -39,6 +40,10 @@ def test_louis_configures_a_source_and_the_token_never_comes_back(stub, api_as, 
     source = SyncSource.objects.get()
     assert TOKEN not in source.token_encrypted
     assert source.data_request.sync_source == source
+    # The standing request is owed its data an hour after the first scheduled run.
+    due = timezone.localtime(source.data_request.due_at)
+    assert (due.hour, due.minute) == (7, 0)
+    assert timezone.now() < source.data_request.due_at <= timezone.now() + timedelta(hours=25)
     event = AuditEvent.objects.get(verb=AuditEvent.Verb.SOURCE_CONFIGURED)
     assert TOKEN not in event.message + json.dumps(event.data)
     # One source per project.
