@@ -205,6 +205,8 @@ def execute_run(*, run_id, sleep=None) -> SyncRun | None:
             name: round(laps[i + 1] - laps[i], 3)
             for i, name in enumerate(("pull", "keep_validate", "import", "finish"))
         }
+        for phase, seconds in getattr(reconciliation_import, "timings", {}).items():
+            finished.timings[f"import.{phase}"] = round(seconds, 3)
         logger.info(
             "sync run %s: %s rows, %s",
             run.pk,

@@ -113,3 +113,16 @@ def test_setup_schedules_declares_the_sync_sweep(db):
     (sweep,) = Schedule.objects.filter(name="kolable-sync-due")
     assert sweep.func == "reconciliation.tasks.sync_due_sources"
     assert (sweep.schedule_type, sweep.minutes) == (Schedule.MINUTES, 1)
+
+
+def test_the_standing_request_of_a_source_is_never_escalated(stub, make_source):
+    from reconciliation.models import DataRequest
+    from reconciliation.services.escalation import escalate_overdue_requests
+
+    source = make_source(stub)
+    DataRequest.objects.filter(pk=source.data_request_id).update(
+        due_at=timezone.now() - timedelta(hours=3)
+    )
+    assert escalate_overdue_requests().escalated == []
+    source.data_request.refresh_from_db()
+    assert source.data_request.status == DataRequest.Status.OPEN
