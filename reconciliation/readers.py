@@ -33,7 +33,6 @@ import csv
 import io
 import json
 import logging
-import mmap
 import os
 import re
 import subprocess
@@ -50,6 +49,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc  # noqa: F401 - pa.ipc
 from django.conf import settings
 
+from reconciliation.ndjson_table import NdjsonProblem, read_records
 from reconciliation.sheet_reader import HEADER_SEARCH_ROWS, MEMORY_ERROR_EXIT, find_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -162,68 +162,19 @@ def _read(path: Path, max_rows: int) -> RawTable:
     return _read_csv(path.read_bytes(), max_rows)
 
 
-# --- NDJSON (what a sync keeps of an API's pages) --------------------------------
-
-# Fields whose JSON values must be strings; read as such, so an ISO 8601
-# timestamp is never turned into a zone-less one on its way to validation.
-NDJSON_TEXT_FIELDS = (
-    "order_id",
-    "created_at",
-    "updated_at",
-    "customer_key",
-    "program_id",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-)
-
-
 def read_ndjson(path: Path, max_rows: int) -> RawTable:
-    """One JSON object a line → the same table of strings as a CSV: the
-    fields are the headers (in first-seen order), numbers become their text,
-    null and missing fields ''. The record's line is its row number."""
-    import pyarrow.json as pa_json
-
-    schema = pa.schema([(name, pa.string()) for name in NDJSON_TEXT_FIELDS])
+    """One JSON object a line (what a sync keeps): the same table of strings
+    as a CSV (``ndjson_table.read_records``); a record's line is its row."""
     try:
-        table = pa_json.read_json(
-            str(path),
-            read_options=pa_json.ReadOptions(block_size=16 << 20),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="infer"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise FileProblem("unreadable_file", reason="damaged") from None
-    if table.num_rows > max_rows:
-        raise FileProblem("too_many_rows", rows=table.num_rows, limit=max_rows)
-    # The explicit schema adds its fields to every table: a field counts as
-    # present when its key appears anywhere in the file (null is present).
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        headers = [
-            name
-            for name in table.column_names
-            if name not in NDJSON_TEXT_FIELDS or data.find(json.dumps(name).encode()) >= 0
-        ]
-    if table.num_rows == 0 or not headers:
-        raise FileProblem("empty_file")
-    columns = {}
-    for index, name in enumerate(headers):
-        column = table.column(name)
-        try:
-            if not pa.types.is_string(column.type):
-                column = column.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise FileProblem("unreadable_file", reason="damaged") from None
-        columns[index] = pd.Series(column.fill_null("").combine_chunks(), dtype=STRING)
-    frame = pd.DataFrame(columns)
+        headers, columns, count = read_records(path, max_rows=max_rows)
+    except NdjsonProblem as problem:
+        raise FileProblem(problem.code, **problem.params) from None
+    frame = pd.DataFrame({i: pd.Series(column, dtype=STRING) for i, column in enumerate(columns)})
     return RawTable(
         kind="ndjson",
         headers=headers,
         frame=frame,
-        row_numbers=np.arange(1, table.num_rows + 1, dtype=np.int64),
+        row_numbers=np.arange(1, count + 1, dtype=np.int64),
         header_row=0,
         encoding="utf-8",
     )
