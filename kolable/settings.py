@@ -275,3 +275,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# --- The daily sync from the Kolable API ---------------------------------------
+# Hosts the sync may pull although they resolve to loopback/private addresses.
+SYNC_ALLOWED_HOSTS = env.list("SYNC_ALLOWED_HOSTS", default=[])
+SYNC_TIMEOUT_SECONDS = env.float("SYNC_TIMEOUT_SECONDS", default=30.0)
+SYNC_MAX_TRIES = env.int("SYNC_MAX_TRIES", default=5)
+SYNC_BACKOFF_SECONDS = env.float("SYNC_BACKOFF_SECONDS", default=2.0)
+SYNC_MAX_RETRY_AFTER = env.float("SYNC_MAX_RETRY_AFTER", default=60.0)
+# A running sync whose heartbeat is older than this was lost with its worker.
+SYNC_STALE_MINUTES = env.int("SYNC_STALE_MINUTES", default=10)
+# A sync's NDJSON may be larger than a person's upload.
+SYNC_MAX_UPLOAD_MB = env.int("SYNC_MAX_UPLOAD_MB", default=2048)

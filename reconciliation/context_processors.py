@@ -12,6 +12,7 @@ NAV_SECTIONS = {
     "evidence-import": "evidence",
     "scorecard": "scorecard",
     "pls": "pls",
+    "sources": "sources",
 }
 
 

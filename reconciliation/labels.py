@@ -66,3 +66,20 @@ TAG_COLUMN_HELP = {
 def tag_column_help(name: str) -> tuple[str, str]:
     label, help_text = TAG_COLUMN_HELP.get(name, (name, ""))
     return str(label), str(help_text)
+
+
+SYNC_ERRORS = {
+    "auth": _("API 拒絕權杖"),
+    "http": _("API 回應錯誤"),
+    "timeout": _("API 逾時"),
+    "connection": _("連不上 API"),
+    "bad_response": _("API 回應格式不對"),
+    "host_refused": _("API 主機不允許"),
+    "invalid_data": _("資料沒有通過驗證"),
+    "abandoned": _("同步中斷"),
+    "internal": _("系統錯誤"),
+}
+
+
+def sync_error_label(code: str) -> str:
+    return str(SYNC_ERRORS.get(code, code))

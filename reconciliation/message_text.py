@@ -30,6 +30,10 @@ TEMPLATES = (
     "overdue_reminder",
     "schema_failed",
     "import_done",
+    "sync_digest_wade",
+    "sync_digest_huber",
+    "sync_digest_louis",
+    "sync_auth_failed",
 )
 
 

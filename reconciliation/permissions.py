@@ -26,6 +26,8 @@ class Action(StrEnum):
     DISPATCH_JOBS = "dispatch_jobs"
     RECORD_CLAIM = "record_claim"
     RECORD_PROJECT_CONTEXT = "record_project_context"
+    CONFIGURE_SOURCE = "configure_source"
+    SYNC_SOURCE = "sync_source"
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
@@ -39,6 +41,8 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.DECIDE_REVENUE,
             Action.RECORD_CLAIM,
             Action.RECORD_PROJECT_CONTEXT,
+            Action.CONFIGURE_SOURCE,
+            Action.SYNC_SOURCE,
         }
     ),
     Role.WADE: frozenset({Action.VIEW_DASHBOARD, Action.UPLOAD_EXPORT, Action.RUN_IMPORT}),
@@ -53,6 +57,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.TAG_EVIDENCE,
             Action.DISPATCH_JOBS,
             Action.RECORD_CLAIM,
+            Action.SYNC_SOURCE,
         }
     ),
 }

@@ -49,6 +49,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc  # noqa: F401 - pa.ipc
 from django.conf import settings
 
+from reconciliation.ndjson_table import NdjsonProblem, read_records
 from reconciliation.sheet_reader import HEADER_SEARCH_ROWS, MEMORY_ERROR_EXIT, find_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -156,7 +157,27 @@ def _read(path: Path, max_rows: int) -> RawTable:
         return _read_ole(path, max_rows)
     if kind != "csv":
         raise FileProblem("unsupported_type", kind=kind)
+    if head.lstrip()[:1] == b"{":
+        return read_ndjson(path, max_rows)
     return _read_csv(path.read_bytes(), max_rows)
+
+
+def read_ndjson(path: Path, max_rows: int) -> RawTable:
+    """One JSON object a line (what a sync keeps): the same table of strings
+    as a CSV (``ndjson_table.read_records``); a record's line is its row."""
+    try:
+        headers, columns, count = read_records(path, max_rows=max_rows)
+    except NdjsonProblem as problem:
+        raise FileProblem(problem.code, **problem.params) from None
+    frame = pd.DataFrame({i: pd.Series(column, dtype=STRING) for i, column in enumerate(columns)})
+    return RawTable(
+        kind="ndjson",
+        headers=headers,
+        frame=frame,
+        row_numbers=np.arange(1, count + 1, dtype=np.int64),
+        header_row=0,
+        encoding="utf-8",
+    )
 
 
 # --- Spreadsheets -------------------------------------------------------------

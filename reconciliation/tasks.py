@@ -64,3 +64,19 @@ def deliver_notifications():
     from reconciliation.services.delivery import deliver_due_notifications
 
     return deliver_due_notifications().as_dict()
+
+
+def run_sync(run_id: str):
+    """Queued by `services.sync.request_sync`: one run of a source."""
+    from reconciliation.services.sync import execute_run
+
+    run = execute_run(run_id=run_id)
+    return run.status if run is not None else None
+
+
+def sync_due_sources():
+    """Every minute (`setup_schedules`): start each source's daily run at its
+    time (Asia/Taipei), mark runs lost with their worker, re-queue lost tasks."""
+    from reconciliation.services.sync import sync_due_sources as sweep
+
+    return sweep()

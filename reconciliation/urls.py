@@ -5,6 +5,7 @@ from reconciliation.views import health, inbox, requests
 from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
+from reconciliation.views import sources as source_views
 from reconciliation.views import uploads as upload_views
 
 urlpatterns = [
@@ -28,6 +29,10 @@ urlpatterns = [
     path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),
     path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),
     path("evidence/export.<str:fmt>", evidence_views.evidence_export, name="evidence-export"),
+    path("sources/", source_views.sources_page, name="sources"),
+    path("sources/new/", source_views.source_create, name="source-create"),
+    path("sources/<uuid:pk>/sync/", source_views.source_sync, name="source-sync"),
+    path("sources/<uuid:pk>/token/", source_views.source_token, name="source-token"),
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),

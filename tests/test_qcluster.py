@@ -60,6 +60,7 @@ def test_setup_schedules_is_idempotent(db):
         "kolable-import-stalled",
         "kolable-validate-stalled",
         "kolable-purge-uploads",
+        "kolable-sync-due",
         "heartbeat",
     }
     purge = Schedule.objects.get(name="kolable-purge-uploads")

@@ -29,6 +29,7 @@ class Notification(models.Model):
         EVIDENCE_ASK = "evidence_ask", _("佐證請求")
         IMPORT_DONE = "import_done", _("對帳完成")
         BOOK_CHANGED = "book_changed", _("認列後數字有變")
+        SYNC_DIGEST = "sync_digest", _("同步摘要")
         INFO = "info", _("通知")
 
     class Status(models.TextChoices):
@@ -150,6 +151,8 @@ class AuditEvent(models.Model):
         CLAIM_REFUSED = "claim.refused", _("拒絕未驗證成果")
         PROJECT_CONTEXT = "project.context", _("更新專案脈絡")
         LOGIN_FAILED = "auth.login_failed", _("登入失敗")
+        SOURCE_CONFIGURED = "source.configured", _("設定同步來源")
+        SYNC_FINISHED = "sync.finished", _("同步結束")
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

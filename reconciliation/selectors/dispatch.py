@@ -9,6 +9,9 @@ The decision table is the seed's "PLS 下一步自動化規則":
     has_data        paid/refunded/pending data         reconciliation_import (not yet imported) /
                                                        none (imported: run the scorecard, wait for Louis)
     has_repo        a verified repo/API recorded       repo_change
+    has_source      a configured sync source           none (healthy) / reconciliation_import
+                                                       (a synced upload not yet imported) /
+                                                       people_sync to Louis (its last run failed)
 
 `project_runner` only when no reconciliation pack exists at all and nothing
 else applies: a previous pack plus no new data never yields another pack.
@@ -27,8 +30,10 @@ from reconciliation.models import (
     DispatchDecision,
     Project,
     ReconciliationImport,
+    SyncRun,
     Upload,
 )
+from reconciliation.selectors.sync import source_health
 
 JobType = DispatchDecision.JobType
 
@@ -39,6 +44,7 @@ class Rule:
     HAS_DATA = "has_data"
     HAS_REPO = "has_repo"
     NO_PACK = "no_pack"
+    HAS_SOURCE = "has_source"
 
 
 @dataclass
@@ -127,6 +133,10 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 "http_status": repository.http_status,
             },
         )
+
+    from_source = _source_job(project)
+    if from_source is not None:
+        return from_source
 
     active = (
         DataRequest.objects.filter(project=project)
@@ -217,6 +227,60 @@ def next_job(project: Project, *, now=None) -> NextJob:
         Rule.NO_PACK,
         _("尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。"),
         {"kind": "blocker", "blocker": "no reconciliation pack recorded for this project"},
+    )
+
+
+def _source_job(project: Project) -> NextJob | None:
+    """With a sync source the orders come by themselves: nothing to chase
+    while it is healthy; Louis is told when its last run failed."""
+    source, last = source_health(project)
+    if source is None:
+        return None
+    evidence = {
+        "kind": "sync_source",
+        "source_id": str(source.pk),
+        "base_url": source.base_url,
+        "cursor": source.cursor.isoformat() if source.cursor else None,
+        "last_run_id": str(last.pk) if last else None,
+        "last_run_status": last.status if last else None,
+    }
+    standing = source.data_request
+    if last is not None and last.status == SyncRun.Status.FAILED:
+        louis = project.owner_profile or source.created_by
+        return NextJob(
+            JobType.PEOPLE_SYNC,
+            Rule.HAS_SOURCE,
+            _("Kolable API 同步失敗：通知 Louis 處理（游標沒有移動，資料沒有遺失）。"),
+            {
+                **evidence,
+                "kind": "blocker",
+                "blocker": last.error,
+                "error_code": last.error_code,
+                "people_sync": {"remind": louis.username, "blocker_card_to": louis.username},
+            },
+            standing,
+        )
+    waiting = (
+        standing.uploads.filter(
+            schema_status=Upload.SchemaStatus.ACCEPTED, reconciliation_import__isnull=True
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if waiting is not None:
+        return NextJob(
+            JobType.RECONCILIATION_IMPORT,
+            Rule.HAS_SOURCE,
+            _("API 同步的資料已通過驗證但尚未對帳：跑 reconciliation import。"),
+            {**evidence, **_upload_evidence(waiting)},
+            standing,
+        )
+    return NextJob(
+        JobType.NONE,
+        Rule.HAS_SOURCE,
+        _("Kolable API 每日同步正常：訂單會自己進來，不需要再派資料請求。"),
+        evidence,
+        standing,
     )
 
 

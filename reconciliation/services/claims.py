@@ -23,7 +23,6 @@ Checking a URL someone hands us is a server-side request, so `check_url`:
 """
 
 import http.client
-import ipaddress
 import re
 import socket
 import ssl
@@ -39,6 +38,9 @@ from django.utils.translation import gettext as _
 
 from reconciliation.errors import InvalidInput
 from reconciliation.models import ArtifactClaim, AuditEvent, Project
+from reconciliation.net import PinnedHTTPConnection as _PinnedHTTPConnection
+from reconciliation.net import PinnedHTTPSConnection as _PinnedHTTPSConnection
+from reconciliation.net import address_refusal
 from reconciliation.services.audit import record_audit
 from reconciliation.services.profiles import profile_for
 
@@ -72,24 +74,6 @@ def host_allowed(host: str) -> bool:
     return False
 
 
-def address_refusal(address: str) -> str | None:
-    """Why `address` may not be fetched, or None for a public address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return _("迴環位址")
-    if ip.is_link_local:
-        return _("鏈路本地位址")
-    if ip.is_unspecified or ip.is_reserved or ip.is_multicast:
-        return _("保留位址")
-    if ip.is_private:
-        return _("私有網段位址")
-    if not ip.is_global:
-        return _("非公開位址")
-    return None
-
-
 def _resolve(host: str, port: int) -> tuple[str | None, UrlCheck | None]:
     """The one address we will connect to, or why none is acceptable. Every
     address in the answer must be public: a mixed answer is refused."""
@@ -112,29 +96,6 @@ def _resolve(host: str, port: int) -> tuple[str | None, UrlCheck | None]:
                     % {"host": host, "address": address, "kind": refusal},
                 )
     return addresses[0], None
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the address that was checked, whatever DNS says later;
-    the Host header still names the host."""
-
-    def __init__(self, host, port, *, address, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self):
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host, port, *, address, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self):
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        # The certificate is checked against the host name, not the address.
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _origin(url: str) -> tuple[tuple[str, str, int] | None, object]:

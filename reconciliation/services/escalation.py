@@ -30,7 +30,14 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from reconciliation.message_text import duration_words
-from reconciliation.models import AuditEvent, DataRequest, Notification, Profile, Upload
+from reconciliation.models import (
+    AuditEvent,
+    DataRequest,
+    Notification,
+    Profile,
+    SyncSource,
+    Upload,
+)
 from reconciliation.services import lifecycle
 from reconciliation.services.audit import record_audit
 from reconciliation.services.lifecycle import Event
@@ -72,13 +79,18 @@ def overdue_text(seconds: int) -> str:
 
 def _overdue(now: datetime) -> Q:
     """Past its due time with no accepted file: a request with one is never
-    escalated, even while its status is still catching up."""
+    escalated, even while its status is still catching up. Nor is the
+    standing request a sync source feeds: nobody owes it a file."""
     accepted_file = Exists(
         Upload.objects.filter(
             data_request=OuterRef("pk"), schema_status=Upload.SchemaStatus.ACCEPTED
         )
     )
-    return Q(due_at__lt=now) & ~Q(accepted_file)
+    # EXISTS, not a join: an UPDATE with a join becomes "id IN (subquery)",
+    # and PostgreSQL would not re-check the status of a row a concurrent
+    # sweep just flipped, so two sweeps could both escalate it.
+    fed_by_source = Exists(SyncSource.objects.filter(data_request=OuterRef("pk")))
+    return Q(due_at__lt=now) & ~Q(accepted_file) & ~Q(fed_by_source)
 
 
 def _reminder_due(today) -> Q:

@@ -40,6 +40,7 @@ from reconciliation.models import (
     DataRequest,
     OrderRow,
     ReconciliationImport,
+    SyncSource,
     Upload,
 )
 from reconciliation.services import book, revenue
@@ -392,7 +393,9 @@ def _record_import(
         **counts,
         **book_counts,
     )
-    if reconciliation_import.status != ReconciliationImport.Status.FAILED:
+    # A source's imports are told in the run's digest, one per owner.
+    fed_by_source = SyncSource.objects.filter(data_request=data_request).exists()
+    if reconciliation_import.status != ReconciliationImport.Status.FAILED and not fed_by_source:
         sync_import_done(
             reconciliation_import,
             book_step=book_step,

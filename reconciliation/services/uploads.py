@@ -119,9 +119,8 @@ def normalised_cache_path(upload_id) -> Path:
 # --- Receiving ---------------------------------------------------------------------
 
 
-def _stream_to_temporary(file) -> tuple[Path, str, int]:
+def _stream_to_temporary(file, limit: int) -> tuple[Path, str, int]:
     """(temporary path, sha256, size), refusing beyond the size cap."""
-    limit = max_upload_bytes()
     folder = upload_root() / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / f"{uuid.uuid4().hex}.part"
@@ -161,18 +160,22 @@ def receive_upload(
     original_name: str,
     content_type: str = "",
     mode: str = Upload.Mode.SNAPSHOT,
+    size_limit: int | None = None,
+    validate_now: bool = False,
 ) -> UploadOutcome:
     """Keep, record and validate one uploaded file (the steps are in the
     module docstring). Raises DomainError for a refused upload (413 too
-    large, 409 the request no longer takes files)."""
-    if getattr(file, "size", None) is not None and file.size > max_upload_bytes():
+    large, 409 the request no longer takes files). A sync, already in the
+    worker, passes its own `size_limit` and `validate_now`."""
+    limit = size_limit or max_upload_bytes()
+    if getattr(file, "size", None) is not None and file.size > limit:
         raise too_large(file.size)
     mode = mode or Upload.Mode.SNAPSHOT
     if mode not in Upload.Mode.values:
         raise InvalidInput(
             "invalid_mode", _("mode 只能是 snapshot（完整快照）或 incremental（增量）。")
         )
-    temporary, sha256, size = _stream_to_temporary(file)
+    temporary, sha256, size = _stream_to_temporary(file, limit)
     earlier = Upload.objects.filter(data_request=data_request, sha256=sha256).first()
     if earlier is not None:
         temporary.unlink(missing_ok=True)
@@ -183,7 +186,9 @@ def receive_upload(
             # The first attempt died between keeping the file and recording
             # its result; sending it again finishes the job.
             if not (
-                earlier.size > sync_validation_bytes() and queue_validation(upload_id=earlier.pk)
+                not validate_now
+                and earlier.size > sync_validation_bytes()
+                and queue_validation(upload_id=earlier.pk)
             ):
                 earlier = finish_upload(upload=earlier)
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
@@ -224,7 +229,11 @@ def receive_upload(
         if earlier is None:
             raise
         return UploadOutcome(upload=earlier, duplicate_of=earlier)
-    if size > sync_validation_bytes() and queue_validation(upload_id=upload.pk):
+    if (
+        not validate_now
+        and size > sync_validation_bytes()
+        and queue_validation(upload_id=upload.pk)
+    ):
         return UploadOutcome(upload=upload)
     return UploadOutcome(upload=finish_upload(upload=upload))
 

@@ -73,6 +73,11 @@ def job_label(job_type: str) -> str:
 
 
 @register.filter
+def sync_error_label(code: str) -> str:
+    return labels.sync_error_label(code)
+
+
+@register.filter
 def role_label(role: str) -> str:
     return labels.role_label(role)
 

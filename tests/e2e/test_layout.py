@@ -99,6 +99,7 @@ def pages(walk):
         ("evidence-import", "huber", "/evidence/import/"),
         ("order", "huber", "/orders/KO-120/"),
         ("pls", "louis", "/pls/"),
+        ("sources-empty", "louis", "/sources/"),
     ]
 
 

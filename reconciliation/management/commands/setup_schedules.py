@@ -26,6 +26,9 @@ SCHEDULES = (
     ("kolable-validate-stalled", "reconciliation.tasks.validate_stalled_uploads", 5),
     # Error reports and refused files past UPLOAD_RETENTION_DAYS.
     ("kolable-purge-uploads", "reconciliation.tasks.purge_expired_uploads", 60),
+    # Each sync source's daily run at its time of day (Asia/Taipei); runs
+    # lost with their worker are marked and their window pulled again.
+    ("kolable-sync-due", "reconciliation.tasks.sync_due_sources", 1),
     # /healthz reads when this last succeeded to tell whether a worker is alive.
     ("heartbeat", "reconciliation.tasks.heartbeat", 1),
 )

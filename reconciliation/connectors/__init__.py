@@ -1,0 +1,1 @@
+"""HTTP clients of the outside services the app pulls data from."""
