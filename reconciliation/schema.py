@@ -160,6 +160,15 @@ for _column in COLUMNS:
         HEADER_ALIASES.setdefault(normalize_header(_alias), _column.name)
 
 
+# Fields the Kolable orders API sends beside the ten columns: read and set
+# aside without an "extra column" warning (every synced record has them).
+API_FIELDS_IGNORED = frozenset(normalize_header(f) for f in ("updated_at",))
+
+
+def is_ignored_api_field(header) -> bool:
+    return normalize_header(header) in API_FIELDS_IGNORED
+
+
 def canonical_column(header) -> str | None:
     """The schema column a header names, or None for an extra column."""
     return HEADER_ALIASES.get(normalize_header(header))

@@ -286,6 +286,8 @@ def _map_headers(headers: list[str], result: ValidationResult) -> tuple[dict[str
         if not str(header).strip():
             continue
         name = schema.canonical_column(header)
+        if name is None and schema.is_ignored_api_field(header):
+            continue
         if name is None:
             extras.append(privacy.redact(str(header).strip())[:SHOWN_VALUE_CHARS])
         else:

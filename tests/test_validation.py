@@ -176,6 +176,17 @@ def test_extra_columns_are_ignored_and_listed(tmp_path):
     assert "物流單號" in warning["message"]
 
 
+def test_the_apis_updated_at_is_set_aside_without_a_warning(tmp_path):
+    rows = samples.good_rows(2)
+    for row in rows:
+        row["updated_at"] = "2026-05-20T10:00:00+08:00"
+        row["物流單號"] = "SF123"
+    result = check(tmp_path, rows, columns=[*samples.HEADERS, "updated_at", "物流單號"])
+    assert result.accepted
+    warning = next(w for w in result.warnings if w["code"] == "extra_columns")
+    assert warning["count"] == 1 and "updated_at" not in warning["message"]
+
+
 def test_card_in_an_extra_column_is_still_an_error(tmp_path):
     rows = samples.good_rows(2)
     rows[1]["備用"] = "4111111111111111"
