@@ -83,3 +83,9 @@ def source_health(project: Project) -> tuple[SyncSource | None, SyncRun | None]:
     if source is None:
         return None, None
     return source, last_finished_run(source)
+
+
+def is_source_request(data_request_id) -> bool:
+    """Whether the request is a source's standing request: its imports are
+    told in the run's digest (one per owner), not one message each."""
+    return SyncSource.objects.filter(data_request_id=data_request_id).exists()

@@ -40,9 +40,9 @@ from reconciliation.models import (
     DataRequest,
     OrderRow,
     ReconciliationImport,
-    SyncSource,
     Upload,
 )
+from reconciliation.selectors.sync import is_source_request
 from reconciliation.services import book, revenue
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import (
@@ -394,8 +394,9 @@ def _record_import(
         **book_counts,
     )
     # A source's imports are told in the run's digest, one per owner.
-    fed_by_source = SyncSource.objects.filter(data_request=data_request).exists()
-    if reconciliation_import.status != ReconciliationImport.Status.FAILED and not fed_by_source:
+    if reconciliation_import.status != ReconciliationImport.Status.FAILED and not (
+        is_source_request(data_request.pk)
+    ):
         sync_import_done(
             reconciliation_import,
             book_step=book_step,

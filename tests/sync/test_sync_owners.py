@@ -60,6 +60,10 @@ def test_louis_hears_of_changes_after_his_decision(stub, make_source, louis):
     (digest,) = _digest(run, "louis")
     assert digest.params["has_decision"] is True
     assert "認列後數字有變" in digest.subject
+    # The digest is Louis's one message for the run, not a second beside it.
+    assert not Notification.objects.filter(
+        kind=Notification.Kind.BOOK_CHANGED, recipient__user__username="louis"
+    ).exists()
 
 
 def test_dispatch_follows_the_source(stub, make_source, project):

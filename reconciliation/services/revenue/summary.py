@@ -16,6 +16,7 @@ from reconciliation.models import (
     Project,
     ReconciliationImport,
 )
+from reconciliation.selectors.sync import is_source_request
 from reconciliation.services import book
 
 # --- The book's summary -------------------------------------------------------
@@ -168,10 +169,12 @@ def advance_book(
     current = _current(book_summary.project, base)
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
-    _tell_louis_if_changed(
-        book_summary,
-        cause={"kind": "import", "file_name": reconciliation_import.upload.original_name},
-    )
+    # A sync's change reaches Louis in the run's digest, not a second message.
+    if not is_source_request(reconciliation_import.data_request_id):
+        _tell_louis_if_changed(
+            book_summary,
+            cause={"kind": "import", "file_name": reconciliation_import.upload.original_name},
+        )
     return book_summary
 
 
