@@ -113,3 +113,7 @@ api.add_router("/kolable/", _reconciliation.router)
 from reconciliation.api import uploads as _uploads  # noqa: E402
 
 api.add_router("/kolable/", _uploads.router)
+
+from reconciliation.api import live as _live  # noqa: E402
+
+api.add_router("/kolable/", _live.router)

@@ -16,7 +16,7 @@ from reconciliation.models import (
     Project,
     ReconciliationImport,
 )
-from reconciliation.services import book
+from reconciliation.services import book, live
 
 # --- The book's summary -------------------------------------------------------
 from reconciliation.services.revenue.decision import _tell_louis_if_changed
@@ -168,6 +168,9 @@ def advance_book(
     current = _current(book_summary.project, base)
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
+    live.refresh_live_streams(
+        project=book_summary.project, book_version=book_summary.version, orders_changed=True
+    )
     _tell_louis_if_changed(
         book_summary,
         cause={"kind": "import", "file_name": reconciliation_import.upload.original_name},
@@ -185,6 +188,9 @@ def recompute_summary(*, project: Project, cause: dict | None = None) -> BookSum
             return None
         base = book_summary.totals.get("import_time") or _empty_base()
         _save_book(book_summary, base, _current(project, base))
+        live.refresh_live_streams(
+            project=project, book_version=book_summary.version, orders_changed=False
+        )
         _tell_louis_if_changed(book_summary, cause=cause or {"kind": "tags", "count": 0})
     return book_summary
 
@@ -208,4 +214,7 @@ def rebuild_book_summary(*, project: Project) -> BookSummary:
             .first()
         )
         _save_book(book_summary, base, _current(project, base), as_of_import=latest)
+        live.refresh_live_streams(
+            project=project, book_version=book_summary.version, orders_changed=True
+        )
     return book_summary
