@@ -12,6 +12,8 @@ NAV_SECTIONS = {
     "evidence-import": "evidence",
     "scorecard": "scorecard",
     "pls": "pls",
+    "live": "live",
+    "live-stream": "live",
 }
 
 

@@ -2,6 +2,7 @@ from django.urls import path
 
 from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
+from reconciliation.views import live as live_views
 from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
@@ -31,6 +32,12 @@ urlpatterns = [
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
+    path("live/", live_views.live_dashboard, name="live"),
+    path("live/export.<str:fmt>", live_views.live_export, name="live-export"),
+    path("live/compliance/", live_views.live_compliance, name="live-compliance"),
+    path("live/viewers/", live_views.live_viewers, name="live-viewers"),
+    # A source_event may hold any character ('/' included); links quote it.
+    path("live/streams/<path:source_event>/", live_views.live_stream, name="live-stream"),
     path("requests/<uuid:pk>/upload/", upload_views.upload_page, name="upload-page"),
     path(
         "uploads/<uuid:upload_id>/report.<str:fmt>",
