@@ -196,3 +196,19 @@ def test_an_empty_book_says_so(client, louis, seeded):
     assert client.get("/live/streams/LIVE-A/").status_code == 404
     body = client.get("/api/kolable/live-streams").json()
     assert body["totals"] is None and body["streams"] == []
+
+
+def test_the_scorecard_flags_revenue_of_streams_not_passed(book, client, louis, wade):
+    from reconciliation.services.live_records import record_compliance
+
+    record_compliance(
+        actor=louis, project=book, source_event="LIVE-A", checks=ALL_CHECKS, status="pass"
+    )
+    client.force_login(louis)
+    text = client.get("/scorecard/").content.decode()
+    assert 'data-testid="sources-flag-note"' in text
+    # LIVE-B, LIVE-C and the odd stream are flagged; LIVE-A passed; no-stream orders are no stream.
+    assert text.count('data-testid="source-flagged"') == 3
+    assert 'href="/live/"' in text
+    client.force_login(wade)
+    assert 'data-testid="scorecard-live-link"' not in client.get("/scorecard/").content.decode()

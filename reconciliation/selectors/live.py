@@ -157,6 +157,18 @@ def current_compliance(project: Project, source_events=None) -> dict[str, Compli
     return {r.source_event: r for r in records}
 
 
+def compliance_flags(project: Project, source_events: list[str]) -> dict[str, str]:
+    """{source_event: status} of the named streams whose compliance is not
+    `pass` (no entry yet counts as pending); blank source_events are no stream."""
+    current = current_compliance(project, source_events)
+    passed = ComplianceRecord.Status.PASS
+    return {
+        name: (current[name].status if name in current else ComplianceRecord.Status.PENDING)
+        for name in source_events
+        if name and (name not in current or current[name].status != passed)
+    }
+
+
 def _rows(project: Project, figures_rows) -> list[StreamRow]:
     names = [f.source_event for f in figures_rows]
     compliance = current_compliance(project, names)

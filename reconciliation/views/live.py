@@ -116,6 +116,7 @@ def live_stream(request, source_event):
     form = ComplianceForm(
         initial={
             "source_event": source_event,
+            "status": page.row.compliance_status,
             **(page.row.compliance.checks if page.row.compliance else {}),
         }
     )

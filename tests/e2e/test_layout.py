@@ -99,6 +99,8 @@ def pages(walk):
         ("evidence-import", "huber", "/evidence/import/"),
         ("order", "huber", "/orders/KO-120/"),
         ("pls", "louis", "/pls/"),
+        ("live", "louis", "/live/"),
+        ("live-stream", "louis", "/live/streams/LIVE-0512/"),
     ]
 
 
