@@ -208,4 +208,28 @@ def remove_append_only(apps, schema_editor):
         run(f"DROP TRIGGER IF EXISTS {table}_no_delete")
 
 
+def build_stream_figures(apps, schema_editor):
+    """Books built before this migration get their streams' figures now
+    (later imports and tags keep them)."""
+    from reconciliation.services import live
+
+    BookSummary = apps.get_model("reconciliation", "BookSummary")
+    Figures = apps.get_model("reconciliation", "LiveStreamFigures")
+    Totals = apps.get_model("reconciliation", "LiveBookTotals")
+    for book in BookSummary.objects.all():
+        project = book.project
+        rows, totals = live.stream_figures(live._book_orders(project))
+        tags = live._tag_figures(project)
+        Figures.objects.bulk_create(
+            [
+                Figures(
+                    project_id=project.pk, book_version=book.version, **live._with_tags(r, tags)
+                )
+                for r in rows
+            ]
+        )
+        Totals.objects.create(project_id=project.pk, book_version=book.version, totals=totals)
+
+
 Migration.operations.append(migrations.RunPython(install_append_only, remove_append_only))
+Migration.operations.append(migrations.RunPython(build_stream_figures, migrations.RunPython.noop))
