@@ -254,3 +254,46 @@ def test_a_bad_viewer_file_is_refused_whole(book, louis, text, code):
         import_viewers(actor=louis, project=book, data=text.encode(), file_name="v.csv")
     assert refused.value.code == code
     assert not dashboard(book).rows[0].viewers
+
+
+def test_the_figures_equal_the_file_uploaded_through_the_real_upload(project):
+    """A generated export goes through the upload, the validator and the
+    import; every stream's figures equal what plain pandas counts in the
+    same file (a different way of counting: groupby and cumcount)."""
+    from reconciliation.management.commands._orders_data import import_from_frame, synthetic_frame
+
+    data = synthetic_frame(3000, training=600, seed=7, prefix="EQ")
+    data["customer_key"] = [f"{i % 1700:064x}" for i in range(len(data))]
+    import_from_frame(data, project=project)
+
+    data = data.sort_values("created_at", kind="stable")
+    data["rebuy"] = data.groupby("customer_key").cumcount() > 0
+    first_stream = data.groupby("customer_key")["source_event"].first()
+    data["hour"] = data["created_at"].dt.tz_convert("Asia/Taipei").dt.hour
+    stored = {s.source_event: s for s in LiveStreamFigures.objects.filter(project=project)}
+    assert set(stored) == set(data["source_event"])
+    for name, part in data.groupby("source_event"):
+        s = stored[name]
+        paid = part["payment_status"] == "paid"
+        refunded = part["payment_status"] == "refunded"
+        buyers = part["customer_key"].unique()
+        returning = sum(first_stream[b] != name for b in buyers)
+        assert (s.orders, float(s.gmv)) == (len(part), round(part["amount"].sum(), 2))
+        assert (s.paid_orders, float(s.paid_amount)) == (paid.sum(), part["amount"][paid].sum())
+        assert (s.refund_count, float(s.refund_amount)) == (
+            refunded.sum(),
+            part["amount"][refunded].sum(),
+        )
+        assert (s.rebuys, s.buyers, s.returning_buyers) == (
+            part["rebuy"].sum(),
+            len(buyers),
+            returning,
+        )
+        assert s.discount_orders == (part["discount_code"] != "").sum()
+        assert s.by_hour == [int((part["hour"] == h).sum()) for h in range(24)]
+    totals = dashboard(project).totals
+    assert totals["orders"] == 3000 and totals["rebuys"] == 3000 - 1700
+    assert totals["buyers"] == 1700
+    assert totals["returning_buyers"] == int(
+        (data.groupby("customer_key")["source_event"].nunique() > 1).sum()
+    )
