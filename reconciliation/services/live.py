@@ -144,9 +144,11 @@ def stream_figures(orders: pd.DataFrame) -> tuple[list[dict], dict]:
     first_at = pd.Series(created_ns).where(known).groupby(frame_codes).min()
     last_at = pd.Series(created_ns).where(known).groupby(frame_codes).max()
     rows = []
-    by_stream = pd.Series(np.arange(n)).groupby(stream_codes) if n else None
+    # Each stream's row positions: one stable sort, then slices.
+    grouped = np.argsort(stream_codes, kind="stable")
+    starts = np.searchsorted(stream_codes[grouped], np.arange(size + 1))
     for index, name in enumerate(streams):
-        positions = by_stream.get_group(index).to_numpy()
+        positions = grouped[starts[index] : starts[index + 1]]
         part = orders.iloc[positions]
         flagged = exception_codes[positions]
         flagged = flagged[flagged != ""]
