@@ -218,7 +218,7 @@ def build_stream_figures(apps, schema_editor):
     Totals = apps.get_model("reconciliation", "LiveBookTotals")
     for book in BookSummary.objects.all():
         project = book.project
-        rows, totals = live.stream_figures(live._book_orders(project))
+        rows, totals = live.book_figures(project)
         tags = live._tag_figures(project)
         Figures.objects.bulk_create(
             [

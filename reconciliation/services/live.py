@@ -10,8 +10,10 @@ Rules (one place each):
   current payment_status is refunded.
 * GMV: the amount of every order of the stream (paid, pending and refunded).
   Average order value: GMV / orders.
-* A rebuy is a buyer's second or later order in the book (by created_at,
-  then arrival), counted in the stream it was placed in.
+* A rebuy is a buyer's second or later order in the book (by created_at),
+  counted in the stream it was placed in. Every buyer has one first order:
+  when a buyer's earliest orders in two streams share a timestamp, the
+  stream whose name sorts first has it.
 * A returning buyer of a stream is a buyer whose first order in the book was
   placed in another stream.
 * Orders by hour: the Asia/Taipei hour of created_at.
@@ -22,51 +24,79 @@ import pandas as pd
 from django.db import connection
 from django.utils import timezone
 
-from reconciliation.bulk import db_value, quoted_columns, sql_frame
+from reconciliation.bulk import db_value
 from reconciliation.models import LiveBookTotals, LiveStreamFigures, Order, OrderTag, Project
 
-_FIELDS = (
-    "id",
-    "source_event",
-    "customer_key",
-    "created_at",
-    "amount",
-    "payment_status",
-    "discount_code",
-    "program_id",
-    "exception_code",
-)
 # Dimension tables keep the largest entries; a stream seldom sells more.
 DIMENSION_LIMIT = 50
 STALE_TAGS = "stale_tag"
+_GROUPS = ("source_event", "program_id", "discount_code", "exception_code", "payment_status")
 
 
-def _book_orders(project: Project) -> pd.DataFrame:
+def _hour_bucket(column: str) -> str:
+    """SQL for the UTC hour of a timestamp as 'YYYY-MM-DD HH' text."""
+    if connection.vendor == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')"
+    return f"substr({column}, 1, 13)"
+
+
+def _order_groups(project: Project) -> pd.DataFrame:
+    """The book's orders counted by stream, programme, code, exception,
+    status and UTC hour: one scan in the database, a few thousand rows out."""
     quote = connection.ops.quote_name
-    return sql_frame(
-        f"SELECT {quoted_columns(Order, 'o', _FIELDS)} FROM "  # noqa: S608 - our names
-        f"{quote(Order._meta.db_table)} o WHERE o.{quote('project_id')} = %s",
-        [db_value(Order, "project", project.pk)],
-        _FIELDS,
+    columns = ", ".join(f"o.{quote(c)}" for c in _GROUPS)
+    sql = (
+        f"SELECT {columns}, {_hour_bucket('o.' + quote('created_at'))}, "  # noqa: S608 - our names
+        f"COUNT(*), SUM(o.{quote('amount')}), MIN(o.{quote('created_at')}), "
+        f"MAX(o.{quote('created_at')}) FROM {quote(Order._meta.db_table)} o "
+        f"WHERE o.{quote('project_id')} = %s GROUP BY {columns}, 6"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [db_value(Order, "project", project.pk)])
+        frame = pd.DataFrame.from_records(
+            cursor.fetchall(),
+            columns=[*_GROUPS, "hour_bucket", "orders", "amount", "first_at", "last_at"],
+        )
+    for column in ("first_at", "last_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["orders"] = frame["orders"].astype(np.int64)
+    frame["amount"] = frame["amount"].astype(np.float64)
+    utc = pd.to_datetime(frame["hour_bucket"], format="%Y-%m-%d %H", errors="coerce", utc=True)
+    frame["hour"] = utc.dt.tz_convert(timezone.get_default_timezone_name()).dt.hour
+    return frame
+
+
+def _buyer_groups(project: Project) -> pd.DataFrame:
+    """Per stream: its buyers, the buyers whose first order in the book is in
+    it, and those of them who bought in another stream too (a window over
+    the (buyer, stream) pairs, in the database)."""
+    quote = connection.ops.quote_name
+    c, s, t = quote("customer_key"), quote("source_event"), quote("created_at")
+    sql = (
+        f"WITH pairs AS (SELECT {c} c, {s} s, MIN({t}) t FROM "  # noqa: S608 - our names
+        f"{quote(Order._meta.db_table)} WHERE {quote('project_id')} = %s GROUP BY {c}, {s}), "
+        "ranked AS (SELECT s, ROW_NUMBER() OVER (PARTITION BY c ORDER BY t, s) rn, "
+        "COUNT(*) OVER (PARTITION BY c) k FROM pairs) "
+        "SELECT s, COUNT(*), SUM(CASE WHEN rn = 1 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN rn = 1 AND k > 1 THEN 1 ELSE 0 END) FROM ranked GROUP BY s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [db_value(Order, "project", project.pk)])
+        frame = pd.DataFrame.from_records(
+            cursor.fetchall(), columns=["source_event", "buyers", "first_buyers", "multi_buyers"]
+        )
+    return frame.set_index("source_event").astype(np.int64)
 
 
 def _money(value) -> float:
     return round(float(value), 2)
 
 
-def _dimension(frame: pd.DataFrame, column: str, paid: np.ndarray) -> list[dict]:
-    """[{key, orders, gmv, paid_amount}] of one stream's orders, largest GMV first."""
+def _dimension(part: pd.DataFrame, column: str) -> list[dict]:
+    """[{key, orders, gmv, paid_amount}] of one stream, largest GMV first."""
     grouped = (
-        pd.DataFrame(
-            {
-                "key": frame[column].to_numpy(object),
-                "amount": frame["amount"].to_numpy(np.float64),
-                "paid": np.where(paid, frame["amount"].to_numpy(np.float64), 0.0),
-            }
-        )
-        .groupby("key", sort=False)
-        .agg(orders=("amount", "size"), gmv=("amount", "sum"), paid_amount=("paid", "sum"))
+        part.groupby(column, sort=False)
+        .agg(orders=("orders", "sum"), gmv=("amount", "sum"), paid_amount=("paid_amount", "sum"))
         .sort_values(["gmv", "orders"], ascending=False)
         .head(DIMENSION_LIMIT)
     )
@@ -81,122 +111,77 @@ def _dimension(frame: pd.DataFrame, column: str, paid: np.ndarray) -> list[dict]
     ]
 
 
-def stream_figures(orders: pd.DataFrame) -> tuple[list[dict], dict]:
-    """(one dict per source_event, the period's totals) of the book's orders,
-    vectorised: sums by np.bincount over stream codes, rebuys and returning
-    buyers from one sort by (buyer, created_at, id)."""
-    n = len(orders)
-    stream_codes, streams = pd.factorize(orders["source_event"].to_numpy(object))
-    size = len(streams)
-    buyer_codes, _buyers = pd.factorize(orders["customer_key"].to_numpy(object))
-    amount = orders["amount"].to_numpy(np.float64)
-    status = orders["payment_status"].to_numpy(object)
-    paid = status == "paid"
-    refunded = status == "refunded"
-    coded = orders["discount_code"].to_numpy(object) != ""
-    created = pd.DatetimeIndex(orders["created_at"])
-    created_ns = created.asi8 if n else np.zeros(0, np.int64)
-
-    order = np.lexsort((orders["id"].to_numpy(np.int64), created_ns, buyer_codes))
-    first_of_buyer = np.ones(n, dtype=bool)
-    if n:
-        first_of_buyer[order[1:]] = buyer_codes[order[1:]] != buyer_codes[order[:-1]]
-    rebuy = ~first_of_buyer
-    first_stream = np.empty(len(_buyers), dtype=np.int64)
-    first_stream[buyer_codes[first_of_buyer]] = stream_codes[first_of_buyer]
-    pairs = np.unique(buyer_codes.astype(np.int64) * max(size, 1) + stream_codes)
-    pair_buyer, pair_stream = pairs // max(size, 1), pairs % max(size, 1)
-    returning = first_stream[pair_buyer] != pair_stream
-
-    def count(mask=None):
-        weights = None if mask is None else mask.astype(np.float64)
-        return np.bincount(stream_codes, weights=weights, minlength=size)
-
-    def money(mask=None):
-        weights = amount if mask is None else np.where(mask, amount, 0.0)
-        return np.bincount(stream_codes, weights=weights, minlength=size)
-
-    local_hours = (
-        created.tz_convert(timezone.get_default_timezone_name()).hour.to_numpy(np.float64)
-        if n
-        else np.zeros(0, np.int64)
-    )
-    known = ~created.isna() if n else np.zeros(0, bool)
-    hours = np.bincount(
-        stream_codes[known] * 24 + np.asarray(local_hours)[known].astype(np.int64),
-        minlength=size * 24,
-    ).reshape(size, 24)
-    columns = {
-        "orders": count(),
-        "gmv": money(),
-        "paid_orders": count(paid),
-        "paid_amount": money(paid),
-        "pending_orders": count(status == "pending"),
-        "refund_count": count(refunded),
-        "refund_amount": money(refunded),
-        "rebuys": count(rebuy),
-        "discount_orders": count(coded),
-        "buyers": np.bincount(pair_stream, minlength=size),
-        "returning_buyers": np.bincount(pair_stream, weights=returning, minlength=size),
-    }
-    exception_codes = orders["exception_code"].to_numpy(object)
-    frame_codes = pd.Series(stream_codes)
-    first_at = pd.Series(created_ns).where(known).groupby(frame_codes).min()
-    last_at = pd.Series(created_ns).where(known).groupby(frame_codes).max()
+def book_figures(project: Project) -> tuple[list[dict], dict]:
+    """(one dict per source_event, the period's totals) of the book's current
+    orders. Every buyer has exactly one first order, so a stream's rebuys
+    are its orders less its first-time buyers, and its returning buyers its
+    buyers less its first-time buyers."""
+    groups = _order_groups(project)
+    buyers = _buyer_groups(project)
+    status = groups["payment_status"]
+    for name, mask in (
+        ("paid", status == "paid"),
+        ("pending", status == "pending"),
+        ("refunded", status == "refunded"),
+        ("coded", groups["discount_code"] != ""),
+    ):
+        groups[f"{name}_orders"] = np.where(mask, groups["orders"], 0)
+        groups[f"{name}_amount"] = np.where(mask, groups["amount"], 0.0)
     rows = []
-    # Each stream's row positions: one stable sort, then slices.
-    grouped = np.argsort(stream_codes, kind="stable")
-    starts = np.searchsorted(stream_codes[grouped], np.arange(size + 1))
-    for index, name in enumerate(streams):
-        positions = grouped[starts[index] : starts[index + 1]]
-        part = orders.iloc[positions]
-        flagged = exception_codes[positions]
-        flagged = flagged[flagged != ""]
-        codes_, counts = np.unique(flagged.astype(str), return_counts=True)
+    for name, part in groups.groupby("source_event", sort=False):
+        orders = int(part["orders"].sum())
+        stream_buyers = buyers.loc[name] if name in buyers.index else None
+        first = int(stream_buyers["first_buyers"]) if stream_buyers is not None else 0
+        count = int(stream_buyers["buyers"]) if stream_buyers is not None else 0
+        known = part[part["hour"].notna()]
+        hours = np.bincount(
+            known["hour"].astype(np.int64), weights=known["orders"], minlength=24
+        ).astype(np.int64)
+        flagged = part[part["exception_code"] != ""].groupby("exception_code")["orders"].sum()
         rows.append(
             {
                 "source_event": name,
-                **{
-                    key: (
-                        _money(values[index])
-                        if key.endswith(("gmv", "amount"))
-                        else int(values[index])
-                    )
-                    for key, values in columns.items()
-                },
-                "first_order_at": _stamp(first_at.get(index)),
-                "last_order_at": _stamp(last_at.get(index)),
-                "by_hour": hours[index].tolist(),
-                "programs": _dimension(part, "program_id", paid[positions]),
-                "discount_codes": [
-                    d for d in _dimension(part, "discount_code", paid[positions]) if d["key"] != ""
-                ],
-                "exceptions": dict(zip(codes_.tolist(), counts.tolist(), strict=True)),
+                "orders": orders,
+                "gmv": _money(part["amount"].sum()),
+                "paid_orders": int(part["paid_orders"].sum()),
+                "paid_amount": _money(part["paid_amount"].sum()),
+                "pending_orders": int(part["pending_orders"].sum()),
+                "refund_count": int(part["refunded_orders"].sum()),
+                "refund_amount": _money(part["refunded_amount"].sum()),
+                "rebuys": orders - first,
+                "buyers": count,
+                "returning_buyers": count - first,
+                "discount_orders": int(part["coded_orders"].sum()),
+                "first_order_at": _stamp(part["first_at"].min()),
+                "last_order_at": _stamp(part["last_at"].max()),
+                "by_hour": hours.tolist(),
+                "programs": _dimension(part, "program_id"),
+                "discount_codes": _dimension(part[part["discount_code"] != ""], "discount_code"),
+                "exceptions": {str(k): int(v) for k, v in flagged.items()},
             }
         )
-    stream_count = np.bincount(pair_buyer, minlength=len(_buyers))
     totals = {
-        "streams": int(size),
-        "orders": int(n),
-        "gmv": _money(amount.sum()),
-        "paid_orders": int(paid.sum()),
-        "paid_amount": _money(amount[paid].sum()),
-        "pending_orders": int((status == "pending").sum()),
-        "refund_count": int(refunded.sum()),
-        "refund_amount": _money(amount[refunded].sum()),
-        "rebuys": int(rebuy.sum()),
-        "discount_orders": int(coded.sum()),
-        "buyers": int(len(_buyers)),
+        "streams": len(rows),
+        "orders": int(groups["orders"].sum()),
+        "gmv": _money(groups["amount"].sum()),
+        "paid_orders": int(groups["paid_orders"].sum()),
+        "paid_amount": _money(groups["paid_amount"].sum()),
+        "pending_orders": int(groups["pending_orders"].sum()),
+        "refund_count": int(groups["refunded_orders"].sum()),
+        "refund_amount": _money(groups["refunded_amount"].sum()),
+        "rebuys": int(groups["orders"].sum() - buyers["first_buyers"].sum()),
+        "discount_orders": int(groups["coded_orders"].sum()),
+        "buyers": int(buyers["first_buyers"].sum()),
         # Buyers who bought in more than one stream.
-        "returning_buyers": int((stream_count > 1).sum()),
+        "returning_buyers": int(buyers["multi_buyers"].sum()),
     }
     return rows, totals
 
 
-def _stamp(nanos):
-    if nanos is None or pd.isna(nanos):
+def _stamp(value):
+    if value is None or pd.isna(value):
         return None
-    return pd.Timestamp(int(nanos), tz="UTC").to_pydatetime()
+    return pd.Timestamp(value).to_pydatetime()
 
 
 def _tag_figures(project: Project) -> dict[str, dict]:
@@ -259,7 +244,7 @@ def refresh_live_streams(*, project: Project, book_version: int, orders_changed:
             )
         LiveBookTotals.objects.filter(project=project).update(book_version=book_version)
         return
-    rows, totals = stream_figures(_book_orders(project))
+    rows, totals = book_figures(project)
     LiveStreamFigures.objects.filter(project=project).delete()
     LiveStreamFigures.objects.bulk_create(
         [
