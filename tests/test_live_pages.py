@@ -212,3 +212,18 @@ def test_the_scorecard_flags_revenue_of_streams_not_passed(book, client, louis, 
     assert 'href="/live/"' in text
     client.force_login(wade)
     assert 'data-testid="scorecard-live-link"' not in client.get("/scorecard/").content.decode()
+
+
+def test_a_stream_name_with_a_newline_is_reachable(louis, wade, project, client, api_as):
+    name = "LIVE\n0512/第二段"
+    import_frame(
+        upload=accepted_upload(new_request(louis), wade),
+        frame=frame(order("NL-1", "paid", 990, customer="c1", source=name)),
+    )
+    path = f"/api/kolable/live-streams/{quote(name, safe='')}"
+    assert api_as(louis).get(path).json()["stream"]["source_event"] == name
+    checks = {"checks": ALL_CHECKS, "status": "pass"}
+    assert api_as(louis).post(path + "/compliance", checks).status_code == 201
+    client.force_login(louis)
+    assert client.get(f"/live/streams/{quote(name, safe='')}/").status_code == 200
+    assert f'href="/live/streams/{quote(name)}/"' in client.get("/live/").content.decode()

@@ -8,6 +8,7 @@ from typing import Literal
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 
+from reconciliation import converters  # noqa: F401 - the anytext path converter
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import Forbidden, InvalidInput, NotFound
 from reconciliation.inputs import ModelText
@@ -169,7 +170,7 @@ def live_streams(request, sort: str = "gmv", order: Literal["asc", "desc"] = "de
 
 
 @router.post(
-    "/live-streams/{path:source_event}/compliance",
+    "/live-streams/{anytext:source_event}/compliance",
     response={201: ComplianceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
 )
 def record_compliance(request, source_event: str, payload: ComplianceIn):
@@ -190,7 +191,7 @@ def record_compliance(request, source_event: str, payload: ComplianceIn):
 
 
 @router.get(
-    "/live-streams/{path:source_event}/compliance",
+    "/live-streams/{anytext:source_event}/compliance",
     response={200: list[ComplianceOut], 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
 )
 def compliance_history(request, source_event: str):
@@ -204,7 +205,7 @@ def compliance_history(request, source_event: str):
 
 
 @router.get(
-    "/live-streams/{path:source_event}",
+    "/live-streams/{anytext:source_event}",
     response={200: StreamDetailOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
 )
 def live_stream(request, source_event: str):

@@ -57,8 +57,9 @@ MEDIAN_KEYS = (
     "conversion",
     "gmv_per_thousand_viewers",
 )
-MONEY_KEYS = frozenset({"gmv", "paid_amount", "refund_amount", "aov", "settled_net"})
-MONEY_KEYS |= {"gmv_per_thousand_viewers"}
+MONEY_KEYS = frozenset(
+    {"gmv", "paid_amount", "refund_amount", "aov", "settled_net", "gmv_per_thousand_viewers"}
+)
 SUMMED_KEYS = (
     "orders",
     "gmv",
