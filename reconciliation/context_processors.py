@@ -13,6 +13,8 @@ NAV_SECTIONS = {
     "scorecard": "scorecard",
     "pls": "pls",
     "sources": "sources",
+    "live": "live",
+    "live-stream": "live",
 }
 
 

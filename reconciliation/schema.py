@@ -184,3 +184,29 @@ def as_api() -> list[dict]:
         {"name": c.name, "required": c.required, "allow_blank": c.allow_blank, "label": c.label_zh}
         for c in COLUMNS
     ]
+
+
+# --- The viewer figures of live streams (a platform export, optional) --------------
+
+
+@dataclass(frozen=True)
+class ViewerColumn:
+    name: str
+    required: bool
+    kind: str  # text / datetime / count
+    aliases: tuple[str, ...]
+
+
+VIEWER_COLUMNS: tuple[ViewerColumn, ...] = (
+    ViewerColumn("source_event", True, "text", ("直播場次", "場次", "live event", "event")),
+    ViewerColumn("started_at", False, "datetime", ("開始時間", "開播時間", "start time")),
+    ViewerColumn("ended_at", False, "datetime", ("結束時間", "下播時間", "end time")),
+    ViewerColumn("viewers", True, "count", ("觀看人數", "觀看數", "views", "viewer count")),
+    ViewerColumn("peak_concurrent", False, "count", ("最高同時在線", "peak viewers")),
+    ViewerColumn("product_clicks", False, "count", ("商品點擊", "product clicks")),
+)
+VIEWER_HEADER_ALIASES: dict[str, str] = {
+    normalize_header(alias): column.name
+    for column in VIEWER_COLUMNS
+    for alias in (column.name, *column.aliases)
+}

@@ -17,9 +17,11 @@ from django.utils.translation import gettext as _
 
 from reconciliation.services.uploads import max_upload_bytes
 
-# Every path that takes a file: Wade's export (API and page) and Huber's tag file.
+# Every path that takes a file: Wade's export (API and page), Huber's tag file and
+# the live streams' viewer figures.
 UPLOAD_PATHS = re.compile(
-    r"^/(?:api/kolable/data-requests/[^/]+/upload/?|requests/[^/]+/upload/|evidence/import/)$"
+    r"^/(?:api/kolable/data-requests/[^/]+/upload/?|requests/[^/]+/upload/|evidence/import/"
+    r"|api/kolable/live-viewers/?|live/viewers/)$"
 )
 # Room for the multipart boundary and the form's other fields.
 MULTIPART_SLACK = 1_048_576

@@ -1,7 +1,9 @@
 from django.urls import path
 
+from reconciliation import converters  # noqa: F401 - the anytext path converter
 from reconciliation.views import evidence as evidence_views
 from reconciliation.views import health, inbox, requests
+from reconciliation.views import live as live_views
 from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
@@ -24,7 +26,7 @@ urlpatterns = [
     path("pls/context/", pls_views.pls_context, name="pls-context"),
     path("pls/claims/", pls_views.pls_claim, name="pls-claim"),
     path("evidence/", evidence_views.evidence_queue, name="evidence"),
-    path("orders/<path:order_id>/", order_views.order_page, name="order-detail"),
+    path("orders/<anytext:order_id>/", order_views.order_page, name="order-detail"),
     path("evidence/tag/", evidence_views.evidence_tag, name="evidence-tag"),
     path("evidence/import/", evidence_views.evidence_import, name="evidence-import"),
     path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),
@@ -36,6 +38,12 @@ urlpatterns = [
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
+    path("live/", live_views.live_dashboard, name="live"),
+    path("live/export.<str:fmt>", live_views.live_export, name="live-export"),
+    path("live/compliance/", live_views.live_compliance, name="live-compliance"),
+    path("live/viewers/", live_views.live_viewers, name="live-viewers"),
+    # A source_event may hold any character ('/' and newlines included).
+    path("live/streams/<anytext:source_event>/", live_views.live_stream, name="live-stream"),
     path("requests/<uuid:pk>/upload/", upload_views.upload_page, name="upload-page"),
     path(
         "uploads/<uuid:upload_id>/report.<str:fmt>",

@@ -35,7 +35,12 @@ def test_raw_sql_update_is_refused_too(event):
 
 @pytest.mark.parametrize(
     "table",
-    ["reconciliation_orderrow", "reconciliation_orderevidence", "kolable_reconciliation_imports"],
+    [
+        "reconciliation_orderrow",
+        "reconciliation_orderevidence",
+        "kolable_reconciliation_imports",
+        "reconciliation_compliancerecord",
+    ],
 )
 def test_other_append_only_tables_have_the_trigger(db, table):
     with connection.cursor() as cursor:

@@ -117,3 +117,6 @@ api.add_router("/kolable/", _uploads.router)
 from reconciliation.api import sources as _sources  # noqa: E402
 
 api.add_router("/kolable/", _sources.router)
+from reconciliation.api import live as _live  # noqa: E402
+
+api.add_router("/kolable/", _live.router)

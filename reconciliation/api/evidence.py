@@ -9,6 +9,7 @@ from uuid import UUID
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from reconciliation import converters  # noqa: F401 - the anytext path converter
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import NotFound
 from reconciliation.inputs import NOTE_MAX_LENGTH, Date, ModelText, Text
@@ -228,7 +229,7 @@ def list_orders(request, query: Query[OrdersQuery]):
 
 
 @router.get(
-    "/orders/{path:order_id}",
+    "/orders/{anytext:order_id}",
     response={200: OrderDetailOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     summary="One order of the book: its current state, every version and its evidence",
 )

@@ -38,6 +38,8 @@ from reconciliation.models import (
 UNTAGGED = "untagged"
 ALL_TAGS = "all"
 ALL_PROGRAMS = "*"
+# discount_code=* : every order that carries a discount code.
+ANY_DISCOUNT_CODE = "*"
 TAG_FILTERS = (UNTAGGED, *OrderEvidence.Tag.values)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -457,7 +459,9 @@ def queue_rows(project, flt: QueueFilter):
         rows = rows.filter(classification=flt.classification)
     if flt.source_event:
         rows = rows.filter(source_event=flt.source_event)
-    if flt.discount_code:
+    if flt.discount_code == ANY_DISCOUNT_CODE:
+        rows = rows.exclude(discount_code="")
+    elif flt.discount_code:
         rows = rows.filter(discount_code=flt.discount_code)
     if flt.date_from:
         rows = rows.filter(created_at__gte=_day_start(flt.date_from))

@@ -148,3 +148,70 @@ def legend() -> SafeString:
             items,
         ),
     )
+
+
+def hour_chart(hours: list[int]) -> SafeString:
+    """Orders per hour (0–23, Asia/Taipei) of the stream day: 24 bars, the
+    count above each non-empty bar, every third hour labelled so the axis
+    stays readable on a phone."""
+    width, height = 560, 220
+    left, right, top, bottom = 8, 8, 22, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(hours, default=0) or 1
+    slot = plot_w / 24
+    bar_w = slot * 0.7
+    pieces = [
+        format_html(
+            '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"/>',
+            left,
+            width - right,
+            top + plot_h,
+            top + plot_h,
+        )
+    ]
+    for hour, n in enumerate(hours):
+        x = left + slot * hour + (slot - bar_w) / 2
+        h = plot_h * n / peak
+        label = (
+            format_html(
+                '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+                f"{x + bar_w / 2:.1f}",
+                height - 10,
+                f"{hour:02d}",
+            )
+            if hour % 3 == 0
+            else ""
+        )
+        value = (
+            format_html(
+                '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
+                f"{x + bar_w / 2:.1f}",
+                f"{top + plot_h - h - 4:.1f}",
+                n,
+            )
+            if n
+            else ""
+        )
+        pieces.append(
+            format_html(
+                '<g data-hour="{}" data-orders="{}"><title>{}</title>'
+                '<rect class="bar-paid" x="{}" y="{}" width="{}" height="{}"/>{}{}</g>',
+                hour,
+                n,
+                _("%(hour)02d:00–%(hour)02d:59 %(n)s 筆訂單") % {"hour": hour, "n": n},
+                f"{x:.1f}",
+                f"{top + plot_h - h:.1f}",
+                f"{bar_w:.1f}",
+                f"{max(h, 0.5 if n else 0):.1f}",
+                value,
+                label,
+            )
+        )
+    return format_html(
+        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
+        'data-testid="hour-chart" xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        width,
+        height,
+        _("直播當天每小時的訂單數"),
+        SafeString("".join(pieces)),
+    )

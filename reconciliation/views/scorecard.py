@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from reconciliation.errors import DomainError
 from reconciliation.models import Project, RevenueDecision
 from reconciliation.permissions import Action, can
+from reconciliation.selectors import live as live_selectors
 from reconciliation.selectors.claims import verified_claims
 from reconciliation.selectors.scorecard import Scorecard, default_project, scorecard
 from reconciliation.services.revenue import (
@@ -79,6 +80,9 @@ def scorecard_page(request):
                 "daily_chart": charts.daily_chart(card.chart_days),
                 "legend": charts.legend(),
                 "sources": sources,
+                "stream_compliance": live_selectors.compliance_flags(
+                    card.project, [r["key"] for r in sources[:30]]
+                ),
                 "source_peak": max((r["paid_amount"] for r in sources), default=0),
                 "programs": card.dimension("by_program"),
                 "discount": card.discount_conversion,

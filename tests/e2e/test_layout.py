@@ -100,6 +100,8 @@ def pages(walk):
         ("order", "huber", "/orders/KO-120/"),
         ("pls", "louis", "/pls/"),
         ("sources-empty", "louis", "/sources/"),
+        ("live", "louis", "/live/"),
+        ("live-stream", "louis", "/live/streams/LIVE-0512/"),
     ]
 
 

@@ -17,7 +17,7 @@ from reconciliation.models import (
     ReconciliationImport,
 )
 from reconciliation.selectors.sync import is_source_request
-from reconciliation.services import book
+from reconciliation.services import book, live
 
 # --- The book's summary -------------------------------------------------------
 from reconciliation.services.revenue.decision import _tell_louis_if_changed
@@ -169,6 +169,9 @@ def advance_book(
     current = _current(book_summary.project, base)
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
+    live.refresh_live_streams(
+        project=book_summary.project, book_version=book_summary.version, orders_changed=True
+    )
     # A sync's change reaches Louis in the run's digest, not a second message.
     if not is_source_request(reconciliation_import.data_request_id):
         _tell_louis_if_changed(
@@ -188,6 +191,9 @@ def recompute_summary(*, project: Project, cause: dict | None = None) -> BookSum
             return None
         base = book_summary.totals.get("import_time") or _empty_base()
         _save_book(book_summary, base, _current(project, base))
+        live.refresh_live_streams(
+            project=project, book_version=book_summary.version, orders_changed=False
+        )
         _tell_louis_if_changed(book_summary, cause=cause or {"kind": "tags", "count": 0})
     return book_summary
 
@@ -211,4 +217,7 @@ def rebuild_book_summary(*, project: Project) -> BookSummary:
             .first()
         )
         _save_book(book_summary, base, _current(project, base), as_of_import=latest)
+        live.refresh_live_streams(
+            project=project, book_version=book_summary.version, orders_changed=True
+        )
     return book_summary
