@@ -287,3 +287,8 @@ SYNC_MAX_RETRY_AFTER = env.float("SYNC_MAX_RETRY_AFTER", default=60.0)
 SYNC_STALE_MINUTES = env.int("SYNC_STALE_MINUTES", default=10)
 # A sync's NDJSON may be larger than a person's upload.
 SYNC_MAX_UPLOAD_MB = env.int("SYNC_MAX_UPLOAD_MB", default=2048)
+
+# --- The live dashboard -----------------------------------------------------------
+# Rewrite the live streams' figures inside each import's transaction instead
+# of in the worker after it (imports on a large book then wait seconds more).
+LIVE_FIGURES_INLINE = env.bool("LIVE_FIGURES_INLINE", default=False)

@@ -80,3 +80,17 @@ def sync_due_sources():
     from reconciliation.services.sync import sync_due_sources as sweep
 
     return sweep()
+
+
+def refresh_live_figures(project_id: str):
+    """After an import committed: the live streams' figures over the new book."""
+    from reconciliation.services.live import refresh_behind
+
+    return refresh_behind(project_id=project_id)
+
+
+def refresh_live_figures_behind():
+    """Every minute (`setup_schedules`): figures whose rewrite task was lost."""
+    from reconciliation.services.live import refresh_all_behind
+
+    return refresh_all_behind()

@@ -25,6 +25,9 @@ def _isolated_data_dir(settings, tmp_path):
     settings.DATA_DIR = tmp_path
     settings.UPLOAD_DIR = tmp_path / "uploads"
     settings.SITE_URL = "http://testserver"
+    # The live figures in the import's transaction: the tests read them right
+    # after an import without a worker (the after-commit path has its own test).
+    settings.LIVE_FIGURES_INLINE = True
 
 
 @pytest.fixture(autouse=True)

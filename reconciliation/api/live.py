@@ -115,6 +115,10 @@ class StreamOut(Schema):
 
 class StreamsOut(Schema):
     book_version: int
+    updating: bool = Field(
+        description="an import changed the book and the figures are being rewritten: "
+        "until then they show the book before it"
+    )
     sort: str
     order: str
     settlement: str | None = Field(description="why settled figures are missing, or null")
@@ -161,6 +165,7 @@ def live_streams(request, sort: str = "gmv", order: Literal["asc", "desc"] = "de
     board = selectors.dashboard(default_project(), sort=sort, descending=order == "desc")
     return {
         "book_version": board.book_version,
+        "updating": board.behind,
         "sort": board.sort,
         "order": order,
         "settlement": _settlement_note(board.settlement_missing),

@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
                 ),
                 ("book_version", models.IntegerField(default=0)),
                 ("totals", models.JSONField(default=dict)),
+                ("behind_since", models.DateTimeField(blank=True, null=True)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),

@@ -62,6 +62,10 @@ class LiveBookTotals(models.Model):
     )
     book_version = models.IntegerField(default=0)
     totals = models.JSONField(default=dict)
+    # Set by an import that changed the book's orders, cleared by the refresh
+    # after it: while set, the pages say the figures are being brought up
+    # to date (they show the book as it was before that import).
+    behind_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
 

@@ -227,6 +227,8 @@ class Dashboard:
     sort: str
     descending: bool
     settlement_missing: bool
+    # An import changed the book and the worker is rewriting the figures.
+    behind: bool = False
 
     @property
     def has_book(self) -> bool:
@@ -249,8 +251,9 @@ def dashboard(project: Project | None, *, sort: str = "gmv", descending: bool = 
     """Every stream of the book with its figures, sorted; the period's totals."""
     sort = sort if sort in SORT_KEYS else "gmv"
     stored = LiveBookTotals.objects.filter(project=project).first() if project else None
-    if stored is None:
-        return Dashboard(project, [], None, 0, sort, descending, True)
+    if stored is None or not stored.totals:
+        behind = stored is not None and stored.behind_since is not None
+        return Dashboard(project, [], None, 0, sort, descending, True, behind=behind)
     rows = _rows(
         project,
         list(
@@ -276,6 +279,7 @@ def dashboard(project: Project | None, *, sort: str = "gmv", descending: bool = 
         sort,
         descending,
         settled_net(project, [r.source_event for r in rows]) is None,
+        behind=stored.behind_since is not None,
     )
 
 
@@ -298,6 +302,7 @@ class StreamPage:
     streams: int
     history: list[ComplianceRecord]
     settlement_missing: bool
+    behind: bool = False
 
     @property
     def hours(self) -> list[int]:
@@ -333,4 +338,5 @@ def stream_page(project: Project | None, source_event: str) -> StreamPage | None
         streams=sum(1 for r in everyone if r.is_stream),
         history=history,
         settlement_missing=row.settled_net is None,
+        behind=LiveBookTotals.objects.filter(project=project, behind_since__isnull=False).exists(),
     )

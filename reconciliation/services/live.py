@@ -1,8 +1,14 @@
 """The live streams' stored figures: one row per source_event of the book,
 rewritten whole whenever the book's orders change and partly (the tag
 columns) whenever Huber tags. Called only from the book's summary
-(services.revenue.summary), inside its transaction, so the streams always
-match the book version the scorecard shows.
+(services.revenue.summary).
+
+A whole rewrite scans the book (seconds on a million orders), so an import
+does not wait for it: the import marks the figures behind, and after it
+commits the worker rewrites them (``refresh_behind``; the schedule's sweep
+catches a lost task). Until then the pages say the figures are being
+brought up to date. With LIVE_FIGURES_INLINE the rewrite happens inside
+the import's transaction instead (small books, the tests).
 
 Rules (one place each):
 
@@ -19,13 +25,26 @@ Rules (one place each):
 * Orders by hour: the Asia/Taipei hour of created_at.
 """
 
+import logging
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from reconciliation.bulk import db_value
-from reconciliation.models import LiveBookTotals, LiveStreamFigures, Order, OrderTag, Project
+from reconciliation.models import (
+    BookSummary,
+    LiveBookTotals,
+    LiveStreamFigures,
+    Order,
+    OrderTag,
+    Project,
+)
+
+logger = logging.getLogger(__name__)
 
 # Dimension tables keep the largest entries; a stream seldom sells more.
 DIMENSION_LIMIT = 50
@@ -244,7 +263,10 @@ def refresh_live_streams(*, project: Project, book_version: int, orders_changed:
             )
         LiveBookTotals.objects.filter(project=project).update(book_version=book_version)
         return
-    rows, totals = book_figures(project)
+    _write(project, *book_figures(project), tags=tags, book_version=book_version)
+
+
+def _write(project: Project, rows: list, totals: dict, *, tags: dict, book_version: int) -> None:
     LiveStreamFigures.objects.filter(project=project).delete()
     LiveStreamFigures.objects.bulk_create(
         [
@@ -253,5 +275,69 @@ def refresh_live_streams(*, project: Project, book_version: int, orders_changed:
         ]
     )
     LiveBookTotals.objects.update_or_create(
-        project=project, defaults={"book_version": book_version, "totals": totals}
+        project=project,
+        defaults={"book_version": book_version, "totals": totals, "behind_since": None},
     )
+
+
+# --- After an import ------------------------------------------------------------------
+
+# A figure left behind this long is rewritten by the sweep (its task was lost).
+SWEEP_AFTER = timedelta(minutes=1)
+
+
+def after_orders_changed(*, project: Project, book_version: int) -> None:
+    """An import changed the book's orders (called inside its transaction)."""
+    if settings.LIVE_FIGURES_INLINE:
+        refresh_live_streams(project=project, book_version=book_version, orders_changed=True)
+        return
+    now = timezone.now()
+    if not LiveBookTotals.objects.filter(project=project).update(behind_since=now):
+        LiveBookTotals.objects.create(project=project, totals={}, behind_since=now)
+    project_id = project.pk
+    transaction.on_commit(lambda: queue_refresh(project_id=project_id))
+
+
+def queue_refresh(*, project_id) -> None:
+    """The rewrite in the worker; a broker that is down leaves it to the sweep."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(
+            "reconciliation.tasks.refresh_live_figures",
+            str(project_id),
+            task_name=f"live-{project_id}",
+        )
+    except Exception:  # noqa: BLE001 - any broker failure; the sweep retries
+        logger.exception(
+            "could not queue the live figures of project %s; the sweep will", project_id
+        )
+
+
+def refresh_behind(*, project_id) -> bool:
+    """Rewrite the figures of a project whose book moved. The book is scanned
+    without holding its lock (imports and tagging go on); the figures are
+    written only if the book is still at the version scanned — otherwise a
+    later import has queued its own rewrite, or the sweep comes back."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return False
+    version = BookSummary.objects.filter(pk=project_id).values_list("version", flat=True).first()
+    if version is None:
+        return False
+    rows, totals = book_figures(project)
+    with transaction.atomic():
+        locked = BookSummary.objects.select_for_update().get(pk=project_id)
+        if locked.version != version:
+            return False
+        _write(project, rows, totals, tags=_tag_figures(project), book_version=version)
+    return True
+
+
+def refresh_all_behind(*, now=None) -> list[str]:
+    """The schedule's sweep: figures left behind longer than SWEEP_AFTER."""
+    cutoff = (now or timezone.now()) - SWEEP_AFTER
+    behind = LiveBookTotals.objects.filter(behind_since__lt=cutoff).values_list(
+        "project_id", flat=True
+    )
+    return [str(pk) for pk in list(behind) if refresh_behind(project_id=pk)]

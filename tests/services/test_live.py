@@ -297,3 +297,71 @@ def test_the_figures_equal_the_file_uploaded_through_the_real_upload(project):
     assert totals["returning_buyers"] == int(
         (data.groupby("customer_key")["source_event"].nunique() > 1).sum()
     )
+
+
+def test_after_an_import_the_worker_rewrites_the_figures_and_the_page_says_so_meanwhile(
+    louis, wade, project, settings, django_capture_on_commit_callbacks, api_as
+):
+    """Without LIVE_FIGURES_INLINE (production), an import does not wait for
+    the figures: they are marked behind and rewritten after commit."""
+    from django_q.models import OrmQ
+
+    from reconciliation import tasks
+    from reconciliation.models import LiveBookTotals, LiveStreamFigures
+    from reconciliation.services.imports import import_frame
+    from tests.imp_frames import accepted_upload, frame, new_request, order
+
+    settings.LIVE_FIGURES_INLINE = False
+    data_request = new_request(louis)
+    with django_capture_on_commit_callbacks(execute=True):
+        import_frame(
+            upload=accepted_upload(data_request, wade),
+            frame=frame(order("L-1", source="LIVE-A"), order("L-2", source="LIVE-B")),
+        )
+    # Queued for the worker, and the page and the API say the figures are behind.
+    assert OrmQ.objects.count() == 1
+    assert LiveBookTotals.objects.get(project=project).behind_since is not None
+    assert not LiveStreamFigures.objects.filter(project=project).exists()
+    answer = api_as(louis).get("/api/kolable/live-streams").json()
+    assert answer["updating"] is True
+    page = api_as(louis).get("/live/")
+    assert "直播數字更新中" in page.content.decode()
+
+    assert tasks.refresh_live_figures(str(project.pk)) is True
+    totals = LiveBookTotals.objects.get(project=project)
+    assert totals.behind_since is None and totals.totals["orders"] == 2
+    assert sorted(LiveStreamFigures.objects.values_list("source_event", flat=True)) == [
+        "LIVE-A",
+        "LIVE-B",
+    ]
+    assert api_as(louis).get("/api/kolable/live-streams").json()["updating"] is False
+
+
+def test_a_rewrite_that_raced_an_import_leaves_it_to_the_next_one(louis, wade, project, settings):
+    """The scan runs without the book's lock; a book that moved meanwhile is
+    not overwritten with the older figures (the sweep comes back)."""
+    from reconciliation.models import BookSummary, LiveBookTotals
+    from reconciliation.services import live
+    from reconciliation.services.imports import import_frame
+    from tests.imp_frames import accepted_upload, frame, new_request, order
+
+    settings.LIVE_FIGURES_INLINE = False
+    import_frame(
+        upload=accepted_upload(new_request(louis), wade), frame=frame(order("L-1", source="LIVE-A"))
+    )
+    real = live.book_figures
+
+    def scan_then_the_book_moves(project_):
+        figures = real(project_)
+        BookSummary.objects.filter(pk=project_.pk).update(
+            version=BookSummary.objects.get(pk=project_.pk).version + 1
+        )
+        return figures
+
+    live.book_figures = scan_then_the_book_moves
+    try:
+        assert live.refresh_behind(project_id=project.pk) is False
+    finally:
+        live.book_figures = real
+    assert LiveBookTotals.objects.get(project=project).behind_since is not None
+    assert live.refresh_behind(project_id=project.pk) is True

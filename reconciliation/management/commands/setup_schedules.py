@@ -29,6 +29,8 @@ SCHEDULES = (
     # Each sync source's daily run at its time of day (Asia/Taipei); runs
     # lost with their worker are marked and their window pulled again.
     ("kolable-sync-due", "reconciliation.tasks.sync_due_sources", 1),
+    # Live-stream figures an import left behind whose rewrite task was lost.
+    ("kolable-live-figures", "reconciliation.tasks.refresh_live_figures_behind", 1),
     # /healthz reads when this last succeeded to tell whether a worker is alive.
     ("heartbeat", "reconciliation.tasks.heartbeat", 1),
 )
