@@ -11,6 +11,7 @@ from .imports import ImportSummary, OrderRow, ReconciliationImport
 from .messages import ArtifactClaim, AuditEvent, DispatchDecision, Notification, NotificationAttempt
 from .people import ApiToken, Profile, Project
 from .requests import DEFAULT_DATASET, DataRequest, Upload, default_due_at
+from .settlement import OrderSettlement, SettlementImport, SettlementLine, SettlementMatch
 
 __all__ = [
     "Project",
@@ -33,4 +34,8 @@ __all__ = [
     "DispatchDecision",
     "ArtifactClaim",
     "AuditEvent",
+    "SettlementImport",
+    "SettlementLine",
+    "SettlementMatch",
+    "OrderSettlement",
 ]
