@@ -5,6 +5,7 @@ from reconciliation.views import health, inbox, requests
 from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
+from reconciliation.views import settlement as settlement_views
 from reconciliation.views import uploads as upload_views
 
 urlpatterns = [
@@ -29,6 +30,13 @@ urlpatterns = [
     path("evidence/template.<str:fmt>", evidence_views.evidence_template, name="evidence-template"),
     path("evidence/export.<str:fmt>", evidence_views.evidence_export, name="evidence-export"),
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
+    path("settlement/orphans/", settlement_views.settlement_orphans, name="settlement-orphans"),
+    path("settlement/match/", settlement_views.settlement_match, name="settlement-match"),
+    path(
+        "settlement/match/<int:match_id>/undo/",
+        settlement_views.settlement_undo,
+        name="settlement-undo",
+    ),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
     path("requests/<uuid:pk>/upload/", upload_views.upload_page, name="upload-page"),

@@ -113,3 +113,7 @@ api.add_router("/kolable/", _reconciliation.router)
 from reconciliation.api import uploads as _uploads  # noqa: E402
 
 api.add_router("/kolable/", _uploads.router)
+
+from reconciliation.api import settlement as _settlement  # noqa: E402
+
+api.add_router("/kolable/", _settlement.router)

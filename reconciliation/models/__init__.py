@@ -11,7 +11,13 @@ from .imports import ImportSummary, OrderRow, ReconciliationImport
 from .messages import ArtifactClaim, AuditEvent, DispatchDecision, Notification, NotificationAttempt
 from .people import ApiToken, Profile, Project
 from .requests import DEFAULT_DATASET, DataRequest, Upload, default_due_at
-from .settlement import OrderSettlement, SettlementImport, SettlementLine, SettlementMatch
+from .settlement import (
+    OrderSettlement,
+    SettlementImport,
+    SettlementLine,
+    SettlementMatch,
+    SettlementSummary,
+)
 
 __all__ = [
     "Project",
@@ -38,4 +44,5 @@ __all__ = [
     "SettlementLine",
     "SettlementMatch",
     "OrderSettlement",
+    "SettlementSummary",
 ]

@@ -177,3 +177,22 @@ class OrderSettlement(models.Model):
         verbose_name = _("訂單撥款結果")
         verbose_name_plural = _("訂單撥款結果")
         indexes = [models.Index(fields=["project", "state"], name="order_settlement_state_idx")]
+
+
+class SettlementSummary(models.Model):
+    """The settled rung of a project's revenue ladder, kept up to date by
+    every settlement import, manual match, order import and tagging action
+    once the project has a settlement file, so pages never sum lines.
+    `unsettled_by_hour`: [[hour (UTC, ISO), paid orders without a settled
+    line, their amount]] — split into expected and missing at read time."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.PROTECT, primary_key=True, related_name="settlement_summary"
+    )
+    figures = models.JSONField(default=dict)
+    unsettled_by_hour = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("撥款對帳摘要")
+        verbose_name_plural = _("撥款對帳摘要")

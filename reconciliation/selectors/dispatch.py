@@ -27,6 +27,7 @@ from reconciliation.models import (
     DispatchDecision,
     Project,
     ReconciliationImport,
+    SettlementImport,
     Upload,
 )
 
@@ -39,6 +40,7 @@ class Rule:
     HAS_DATA = "has_data"
     HAS_REPO = "has_repo"
     NO_PACK = "no_pack"
+    NO_SETTLEMENT = "no_settlement"
 
 
 @dataclass
@@ -129,7 +131,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
         )
 
     active = (
-        DataRequest.objects.filter(project=project)
+        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS)
         .exclude(status=DataRequest.Status.CLOSED)
         .select_related(
             "data_owner_profile__user",
@@ -156,6 +158,9 @@ def next_job(project: Project, *, now=None) -> NextJob:
                     _upload_evidence(accepted),
                     active,
                 )
+            settlement_job = _settlement_job(project, imported, now)
+            if settlement_job is not None:
+                return settlement_job
             return NextJob(
                 JobType.NONE,
                 Rule.HAS_DATA,
@@ -217,6 +222,50 @@ def next_job(project: Project, *, now=None) -> NextJob:
         Rule.NO_PACK,
         _("尚無任何對帳成果或資料請求紀錄：可派 project_runner 建立第一版對帳工具箱。"),
         {"kind": "blocker", "blocker": "no reconciliation pack recorded for this project"},
+    )
+
+
+def _settlement_job(project: Project, imported: ReconciliationImport, now) -> NextJob | None:
+    """After an order import, the payment provider's settlement file: asked
+    for (data_request) while none was, imported once it arrived, chased
+    (people_sync) while it is owed. None once a settlement file is imported."""
+    if SettlementImport.objects.filter(project=project).exists():
+        return None
+    requested = (
+        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.SETTLEMENT)
+        .exclude(status=DataRequest.Status.CLOSED)
+        .select_related("data_owner_profile", "requested_by_profile", "project__owner_profile")
+        .order_by("-created_at")
+        .first()
+    )
+    if requested is None:
+        return NextJob(
+            JobType.DATA_REQUEST,
+            Rule.NO_SETTLEMENT,
+            _("訂單已對帳，但還沒有金流撥款檔：建立 Wade 的撥款檔資料請求（kind settlement）。"),
+            {
+                "kind": "blocker",
+                "blocker": "order import accepted, no payment settlement file",
+                "request_kind": DataRequest.Kind.SETTLEMENT,
+                "import_id": str(imported.pk),
+            },
+        )
+    accepted = requested.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED).first()
+    if accepted is not None:
+        return NextJob(
+            JobType.RECONCILIATION_IMPORT,
+            Rule.NO_SETTLEMENT,
+            _("金流撥款檔已通過驗證但尚未對帳：跑 reconciliation import。"),
+            _upload_evidence(accepted),
+            requested,
+        )
+    escalated = requested.status == DataRequest.Status.ESCALATED or requested.due_at < now
+    return NextJob(
+        JobType.PEOPLE_SYNC,
+        Rule.NO_SETTLEMENT,
+        _("金流撥款檔尚未交：提醒 Wade 上傳撥款檔；未撥款的金額不算實收。"),
+        {**_blocker(requested, now), "people_sync": _people_sync(requested, escalated=escalated)},
+        requested,
     )
 
 

@@ -30,10 +30,12 @@ from reconciliation.models import (
     Order,
     OrderEvidence,
     OrderRow,
+    OrderSettlement,
     OrderTag,
     Project,
     ReconciliationImport,
 )
+from reconciliation.selectors.settlement import settlement_filter
 
 UNTAGGED = "untagged"
 ALL_TAGS = "all"
@@ -56,6 +58,7 @@ FILTER_KEYS = (
     "changed",
     "stale_tag",
     "import_id",
+    "settlement_state",
 )
 # Imports that produced classified rows; a failed import has nothing to tag.
 USABLE_IMPORT_STATUSES = (
@@ -84,6 +87,8 @@ class QueueFilter:
     changed: bool = False
     stale_tag: bool = False
     import_id: str = ""
+    # One settlement state (settled … missing); see selectors.settlement.
+    settlement_state: str = ""
 
     @property
     def narrows_beyond_tag(self) -> bool:
@@ -100,6 +105,7 @@ class QueueFilter:
             or self.changed
             or self.stale_tag
             or self.import_id
+            or self.settlement_state
         )
 
     def as_params(self) -> dict[str, str]:
@@ -115,6 +121,7 @@ class QueueFilter:
             "discount_code",
             "q",
             "import_id",
+            "settlement_state",
         ):
             if getattr(self, key):
                 params[key] = getattr(self, key)
@@ -415,6 +422,18 @@ def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFi
         raise InvalidInput(
             "invalid_filter", {"field": "date_to", "message": _("結束日期早於開始日期。")}
         )
+    settlement_state = _one(params, "settlement_state")
+    if settlement_state and settlement_state not in OrderSettlement.State.values:
+        raise InvalidInput(
+            "invalid_filter",
+            {
+                "field": "settlement_state",
+                "message": _(
+                    "settlement_state 只能是 settled、refund_settled、partially_refunded、"
+                    "over_amount、amount_mismatch、expected 或 missing。"
+                ),
+            },
+        )
     import_id = _one(params, "import_id") or _one(params, "import")
     if import_id:
         import_id = str(resolve_import(book, import_id).pk)
@@ -422,6 +441,7 @@ def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFi
         changed=_flag(params, "changed"),
         stale_tag=_flag(params, "stale_tag"),
         import_id=import_id,
+        settlement_state=settlement_state,
         program_id=program_id,
         tag=tag,
         payment_status=payment_status,
@@ -475,6 +495,8 @@ def queue_rows(project, flt: QueueFilter):
                 )
             )
         )
+    if flt.settlement_state:
+        rows = settlement_filter(rows, flt.settlement_state)
     if flt.q:
         # Exact matches: an order id or payment ref is pasted, not typed in
         # part, and exact lookups stay cheap at a million rows.

@@ -5,24 +5,25 @@ owners, the lines of an order and the orphan lines with their suggestions.
 Before any settlement import of the project every figure here is None
 (`settlement: null`): no page shows 實收 that no provider has confirmed."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from reconciliation.bulk import db_value
 from reconciliation.models import (
     Order,
     OrderSettlement,
-    OrderTag,
-    SettlementImport,
     SettlementLine,
     SettlementMatch,
+    SettlementSummary,
 )
 from reconciliation.permissions import Role
-from reconciliation.services.revenue.rules import EVIDENCE_RESOLVES
+from reconciliation.services.settlement.summary import orphan_lines
+
+__all__ = ["orphan_lines"]
 
 OrderState = OrderSettlement.State
 MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
@@ -34,9 +35,11 @@ SETTLEMENT_EXCEPTION_OWNERS = {
     "settlement_mismatch": Role.LOUIS,
 }
 
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
+SETTLEMENT_EXCEPTION_LABELS = {
+    "settlement_missing": _("已付款訂單逾期未撥款"),
+    "settlement_orphan": _("撥款明細找不到訂單"),
+    "settlement_mismatch": _("撥款金額與訂單不符，待 Louis 接受或追查"),
+}
 
 
 def window_days() -> int:
@@ -44,91 +47,44 @@ def window_days() -> int:
 
 
 def has_settlement(project) -> bool:
-    return (
-        project is not None
-        and SettlementImport.objects.filter(
-            project=project, status=SettlementImport.Status.ACCEPTED
-        ).exists()
-    )
-
-
-def recognisable_sql(alias: str = "o", tag_alias: str = "t") -> str:
-    """The orders whose money may be recognised, as SQL over the book: paid
-    in the export, and either without a tag and without an export exception,
-    or tagged paid/rebought by Huber with at most an exception evidence
-    settles."""
-    resolves = ", ".join(f"'{code}'" for code in sorted({"", *EVIDENCE_RESOLVES}))
-    return (
-        f"{alias}.{_q('classification')} = 'paid' AND ("
-        f"({tag_alias}.{_q('tag')} IS NULL AND {alias}.{_q('exception_code')} = '') OR "
-        f"({tag_alias}.{_q('tag')} IN ('paid', 'rebought') "
-        f"AND {alias}.{_q('exception_code')} IN ({resolves})))"
-    )
-
-
-def _one(sql: str, params: list) -> tuple:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-
-
-def _money(value) -> float:
-    return round(float(value or 0), 2)
+    return project is not None and SettlementSummary.objects.filter(project=project).exists()
 
 
 def settlement_figures(project, *, now=None) -> dict | None:
-    """The settled rung of the revenue ladder and the settlement counts, or
-    None before the project's first settlement import."""
-    if not has_settlement(project):
+    """The settled rung of the revenue ladder and the settlement counts from
+    the stored summary, or None before the project's first settlement
+    import. Paid orders without a settled line are `expected` while younger
+    than SETTLEMENT_WINDOW_DAYS, `missing` after."""
+    summary = (
+        SettlementSummary.objects.filter(project=project).first() if project is not None else None
+    )
+    if summary is None:
         return None
     now = now or timezone.now()
     cutoff = now - timedelta(days=window_days())
-    orders, results, tags = (
-        _q(Order._meta.db_table),
-        _q(OrderSettlement._meta.db_table),
-        _q(OrderTag._meta.db_table),
-    )
-    project_id = db_value(Order, "project", project.pk)
-    counted = "s.{state} NOT IN ('expected')".format(state=_q("state"))
-    row = _one(
-        f"SELECT COALESCE(SUM(s.{_q('settled_gross')}), 0), COALESCE(SUM(s.{_q('settled_fee')}), 0), "  # noqa: S608
-        f"COALESCE(SUM(s.{_q('settled_net')}), 0), COALESCE(SUM(s.{_q('refund_settled')}), 0), "
-        f"COALESCE(SUM(CASE WHEN {recognisable_sql()} THEN s.{_q('settled_net')} ELSE 0 END), 0), "
-        f"COALESCE(SUM(CASE WHEN s.{_q('state')} IN ('over_amount', 'amount_mismatch') "
-        f"THEN 1 ELSE 0 END), 0), "
-        f"COALESCE(SUM(CASE WHEN {counted} THEN 1 ELSE 0 END), 0) "
-        f"FROM {results} s JOIN {orders} o ON o.{_q('id')} = s.{_q('order_id')} "
-        f"LEFT JOIN {tags} t ON t.{_q('order_id')} = o.{_q('id')} "
-        f"WHERE s.{_q('project_id')} = %s",
-        [project_id],
-    )
-    gross, fees, net, refunds, collected, mismatches, settled_orders = row
-    unsettled = _one(
-        f"SELECT COUNT(*), COALESCE(SUM(o.{_q('amount')}), 0), "  # noqa: S608
-        f"COALESCE(SUM(CASE WHEN o.{_q('created_at')} >= %s THEN 1 ELSE 0 END), 0) "
-        f"FROM {orders} o LEFT JOIN {results} s ON s.{_q('order_id')} = o.{_q('id')} "
-        f"WHERE o.{_q('project_id')} = %s AND o.{_q('classification')} = 'paid' "
-        f"AND (s.{_q('order_id')} IS NULL OR s.{_q('state')} = 'expected')",
-        [connection.ops.adapt_datetimefield_value(cutoff), project_id],
-    )
-    unsettled_orders, unsettled_amount, expected = unsettled
-    paid_orders = Order.objects.filter(project=project, classification="paid").count()
-    orphans = orphan_lines(project).count()
+    expected = missing = 0
+    unsettled_amount = 0.0
+    for hour, count, amount in summary.unsettled_by_hour:
+        unsettled_amount += amount
+        # An hour that straddles the cutoff counts as expected (in flight).
+        if hour and datetime.fromisoformat(hour) + timedelta(hours=1) > cutoff:
+            expected += count
+        else:
+            missing += count
+    figures = summary.figures
+    paid = figures["paid_orders"]
     return {
-        "settled_gross": _money(gross),
-        "fees": _money(fees),
-        "settled_net": _money(net),
-        "refund_settled": _money(refunds),
-        "collected": _money(collected),
-        "paid_unsettled_amount": _money(unsettled_amount),
-        "expected_count": int(expected),
-        "missing_count": int(unsettled_orders) - int(expected),
-        "orphan_count": orphans,
-        "mismatch_count": int(mismatches),
-        "settled_orders": int(settled_orders),
-        "coverage": round(
-            (paid_orders - int(unsettled_orders)) / paid_orders if paid_orders else 0.0, 4
-        ),
+        "settled_gross": figures["settled_gross"],
+        "fees": figures["fees"],
+        "settled_net": figures["settled_net"],
+        "refund_settled": figures["refund_settled"],
+        "collected": figures["collected"],
+        "paid_unsettled_amount": round(unsettled_amount, 2),
+        "expected_count": expected,
+        "missing_count": missing,
+        "orphan_count": figures["orphan_count"],
+        "mismatch_count": figures["mismatch_count"],
+        "coverage": round((paid - expected - missing) / paid, 4) if paid else 0.0,
         "window_days": window_days(),
     }
 
@@ -137,23 +93,13 @@ def recognised_split(project, recognised_amount) -> tuple[Decimal | None, Decima
     """(settled, unsettled) parts of the amount Louis recognises: the order
     amounts of recognisable orders the provider settled in full, and the
     rest. (None, None) before any settlement import."""
-    if recognised_amount is None or not has_settlement(project):
+    summary = SettlementSummary.objects.filter(project=project).first()
+    if recognised_amount is None or summary is None:
         return None, None
-    orders, results, tags = (
-        _q(Order._meta.db_table),
-        _q(OrderSettlement._meta.db_table),
-        _q(OrderTag._meta.db_table),
-    )
-    (settled,) = _one(
-        f"SELECT COALESCE(SUM(o.{_q('amount')}), 0) FROM {results} s "  # noqa: S608
-        f"JOIN {orders} o ON o.{_q('id')} = s.{_q('order_id')} "
-        f"LEFT JOIN {tags} t ON t.{_q('order_id')} = o.{_q('id')} "
-        f"WHERE s.{_q('project_id')} = %s AND s.{_q('state')} = 'settled' "
-        f"AND {recognisable_sql()}",
-        [db_value(Order, "project", project.pk)],
-    )
-    settled = min(Decimal(str(settled)).quantize(Decimal("0.01")), Decimal(recognised_amount))
-    return settled, Decimal(recognised_amount) - settled
+    recognised = Decimal(recognised_amount)
+    settled = Decimal(str(summary.figures["settled_recognisable_amount"])).quantize(Decimal("0.01"))
+    settled = min(settled, recognised)
+    return settled, recognised - settled
 
 
 def settlement_exceptions(figures: dict | None) -> list[dict]:
@@ -173,16 +119,6 @@ def settlement_exceptions(figures: dict | None) -> list[dict]:
     ]
 
 
-def orphan_lines(project):
-    """Lines no order carries, not matched by hand (or the match undone)."""
-    live = SettlementMatch.objects.filter(undone_at__isnull=True).values("line_id")
-    return (
-        SettlementLine.objects.filter(project=project, line_state=SettlementLine.State.ORPHAN)
-        .exclude(pk__in=live)
-        .order_by("id")
-    )
-
-
 def suggestions(project, line: SettlementLine, *, limit: int = 5) -> list[Order]:
     """Paid orders that could be the orphan's: the same amount, created the
     same Taipei day, without a settlement result. Never applied by itself."""
@@ -198,6 +134,20 @@ def suggestions(project, line: SettlementLine, *, limit: int = 5) -> list[Order]
             settlement__isnull=True,
         ).order_by("id")[:limit]
     )
+
+
+def settlement_filter(rows, state: str, *, now=None):
+    """Orders (a queryset) in one settlement state. expected and missing are
+    paid orders without a settled line, younger or older than the window."""
+    if state not in (OrderState.EXPECTED, OrderState.MISSING):
+        return rows.filter(settlement__state=state)
+    cutoff = (now or timezone.now()) - timedelta(days=window_days())
+    unsettled = rows.filter(classification="paid").filter(
+        Q(settlement__isnull=True) | Q(settlement__state=OrderState.EXPECTED)
+    )
+    if state == OrderState.EXPECTED:
+        return unsettled.filter(created_at__gte=cutoff)
+    return unsettled.filter(created_at__lt=cutoff)
 
 
 def order_state(order: Order, *, now=None) -> str | None:

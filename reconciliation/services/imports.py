@@ -54,6 +54,7 @@ from reconciliation.services.columns import (
 )
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
+from reconciliation.services.settlement.matching import after_book_change
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
                 versions=versions,
                 actor=creator,
             )
+            after_book_change(project=project)
             _record_import(
                 reconciliation_import, data_request, creator, base, book_step, book_summary.totals
             )

@@ -70,6 +70,7 @@ RULE_LABELS = {
     Rule.HAS_DATA: gettext_lazy("有 paid/refunded/pending"),
     Rule.HAS_REPO: gettext_lazy("有 repo/API"),
     Rule.NO_PACK: gettext_lazy("尚無任何對帳成果"),
+    Rule.NO_SETTLEMENT: gettext_lazy("有訂單、沒有金流撥款檔"),
 }
 
 

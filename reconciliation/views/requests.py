@@ -21,7 +21,12 @@ from reconciliation.services.requests import (
     default_project,
     extend_due,
 )
-from reconciliation.services.template_files import template_csv, template_xlsx
+from reconciliation.services.template_files import (
+    settlement_template_csv,
+    settlement_template_xlsx,
+    template_csv,
+    template_xlsx,
+)
 from reconciliation.views.common import permission_required
 
 
@@ -162,14 +167,19 @@ def request_extend(request, pk):
 
 @permission_required(Action.VIEW_DASHBOARD)
 def template_download(request, fmt):
+    settlement = request.GET.get("kind") == "settlement"
     if fmt == "xlsx":
         response = HttpResponse(
-            template_xlsx(),
+            settlement_template_xlsx() if settlement else template_xlsx(),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     elif fmt == "csv":
-        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(
+            settlement_template_csv() if settlement else template_csv(),
+            content_type="text/csv; charset=utf-8",
+        )
     else:
         raise Http404
-    response["Content-Disposition"] = f'attachment; filename="kolable-orders-template.{fmt}"'
+    name = "settlement" if settlement else "orders"
+    response["Content-Disposition"] = f'attachment; filename="kolable-{name}-template.{fmt}"'
     return response

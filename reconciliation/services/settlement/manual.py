@@ -8,12 +8,26 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from reconciliation.errors import Conflict, InvalidInput, NotFound
+from reconciliation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reconciliation.models import AuditEvent, Order, SettlementLine, SettlementMatch
+from reconciliation.permissions import Role, has_role
 from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.settlement.matching import rebuild_order_settlements
+from reconciliation.services.settlement.matching import (
+    after_settlement_change,
+    rebuild_order_settlements,
+)
+
+
+def may_match(user) -> bool:
+    """Huber (evidence) and Louis (decisions) match settlement lines by hand."""
+    return has_role(user, Role.HUBER) or has_role(user, Role.LOUIS)
+
+
+def _require(user) -> None:
+    if not may_match(user):
+        raise Forbidden("forbidden", _("只有 Huber 或 Louis 能人工對帳撥款明細。"))
 
 
 def match_line(
@@ -22,6 +36,7 @@ def match_line(
     """Match an orphan line to the order `order_id` of the line's project. A
     line whose amount differs from the order's needs `accept_difference` and
     a note saying why."""
+    _require(actor)
     person = profile_for(actor)
     note = (note or "").strip()
     with transaction.atomic():
@@ -61,6 +76,9 @@ def match_line(
         except IntegrityError as exc:
             raise Conflict("line_already_matched", _("這筆撥款明細已經人工對上訂單。")) from exc
         rebuild_order_settlements(project=line.project)
+        after_settlement_change(
+            project=line.project, cause={"kind": "import", "file_name": line.payment_ref}
+        )
         record_audit(
             verb=AuditEvent.Verb.SETTLEMENT_MATCHED,
             actor=person,
@@ -84,6 +102,7 @@ def match_line(
 
 def undo_match(*, actor, match_id: int, note: str = "") -> SettlementMatch:
     """Undo a live manual match: the line is an orphan again."""
+    _require(actor)
     person = profile_for(actor)
     with transaction.atomic():
         match = SettlementMatch.objects.filter(pk=match_id).select_related("line", "order").first()
@@ -96,6 +115,9 @@ def undo_match(*, actor, match_id: int, note: str = "") -> SettlementMatch:
         if not changed:
             raise Conflict("match_already_undone", _("這筆人工對帳已經取消。"))
         rebuild_order_settlements(project=match.project)
+        after_settlement_change(
+            project=match.project, cause={"kind": "import", "file_name": match.line.payment_ref}
+        )
         record_audit(
             verb=AuditEvent.Verb.SETTLEMENT_UNMATCHED,
             actor=person,

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from reconciliation.bulk import db_value, insert_columns, sql_frame
@@ -43,6 +44,7 @@ from reconciliation.models import (
 from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import arrow_text, utc_naive
+from reconciliation.services.notify import absolute
 from reconciliation.services.profiles import profile_for
 
 logger = logging.getLogger(__name__)
@@ -160,9 +162,13 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
                 orphan_count=int((state_values == LineState.ORPHAN).sum()),
                 duplicate_line_count=int((state_values == LineState.DUPLICATE_LINE).sum()),
                 mismatch_count=mismatches,
+                scorecard_ref=absolute(reverse("scorecard")),
                 created_by=creator,
             )
             _record(settlement_import, data_request, creator, mismatches)
+            after_settlement_change(
+                project=project, cause={"kind": "import", "file_name": upload.original_name}
+            )
     except IntegrityError:
         winner = SettlementImport.objects.filter(upload=upload).first()
         if winner is None:
@@ -270,6 +276,27 @@ def rebuild_order_settlements(*, project) -> int:
             [project_id, True, False, db_value(SettlementLine, "project", project.pk)],
         )
     return OrderSettlement.objects.filter(project=project, state__in=MISMATCH_STATES).count()
+
+
+def after_settlement_change(*, project, cause: dict) -> None:
+    """The stored settlement summary refreshed, and the book's version moved
+    (Louis's decision shows it changed since he took it)."""
+    from reconciliation.services import revenue
+    from reconciliation.services.settlement.summary import refresh_summary
+
+    refresh_summary(project=project)
+    revenue.recompute_summary(project=project, cause=cause)
+
+
+def after_book_change(*, project) -> None:
+    """An order import or a tag changed the book: once the project has a
+    settlement file, the orders' results and the summary follow (an amount
+    that changed, an order no longer paid, a tag that makes it recognisable)."""
+    from reconciliation.services.settlement.summary import refresh_summary
+
+    if SettlementImport.objects.filter(project=project).exists():
+        rebuild_order_settlements(project=project)
+        refresh_summary(project=project)
 
 
 def _record(settlement_import, data_request, creator, mismatches) -> None:
