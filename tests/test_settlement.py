@@ -251,3 +251,26 @@ def test_row_errors_of_a_settlement_file(louis, wade):
 def test_missing_required_columns(louis, wade):
     upload, _ = _send(_settlement_request(louis), wade, "x.csv", b"payment_ref,amount\nPAY-A,1\n")
     assert upload.missing_fields == ["gross_amount", "txn_date"]
+
+
+def test_sample_settlement_files_are_recognised_and_accepted(tmp_path):
+    from django.core.management import call_command
+
+    from reconciliation.settlement_validation import validate_settlement_file
+
+    call_command(
+        "make_sample_export",
+        out=str(tmp_path),
+        xlsx_rows=600,
+        csv_rows="",
+        stdout=open(tmp_path / "log", "w"),  # noqa: SIM115
+    )
+    totals = {}
+    for layout in ("ecpay", "stripe", "newebpay", "canonical"):
+        result = validate_settlement_file(tmp_path / f"settlement-{layout}-600.csv")
+        assert (result.layout, result.accepted) == (layout, True), result.file_errors
+        totals[layout] = (result.row_count, round(result.frame["net_amount"].sum(), 2))
+    assert len(set(totals.values())) == 1, totals
+    ecpay = (tmp_path / "settlement-ecpay-600.csv").read_bytes()
+    assert b'="' in ecpay and "訂單編號".encode("cp950") in ecpay
+    assert validate_settlement_file(tmp_path / "settlement-ecpay-600.csv").encoding == "cp950"
