@@ -130,7 +130,7 @@ def test_orders_filter_and_order_lines(api_as, louis, wade, huber):
     assert [line["gross_amount"] for line in detail["settlement_lines"]] == [28000.0, -28000.0]
     html = _page(huber, "/orders/B/")
     assert 'data-testid="order-settlement-reason"' in html
-    assert "NT$26,000" in html
+    assert "訂單金額 NT$28,000，撥款 NT$26,000（手續費 NT$715，2.75%）" in html
 
 
 def test_manual_match_api_and_undo(api_as, louis, wade, huber):

@@ -43,6 +43,8 @@ def settlement_context(order) -> dict:
         if result is not None and result.state in selectors.MISMATCH_STATES
         else None
     )
+    if reason is not None and reason["fee_rate"] is not None:
+        reason["fee_rate_text"] = f"{reason['fee_rate'] * 100:.2f}%"
     lines = selectors.order_lines(order)
     for line in lines:
         line["txn_type_label"] = str(TXN_TYPE_LABELS.get(line["txn_type"], line["txn_type"]))
