@@ -189,3 +189,15 @@ def test_settlement_template_and_export(api_as, louis, wade):
     _settlement_via_api(api_as, louis, wade)
     after = client.get("/scorecard/export.csv").content.decode("utf-8-sig")
     assert "實收（已撥款淨額，NT$）,71187" in after
+
+
+def test_queue_page_filters_by_settlement_state_and_window_setting(
+    api_as, louis, wade, huber, settings
+):
+    _book(louis)
+    _settlement_via_api(api_as, louis, wade)
+    html = _page(huber, "/evidence/?program_id=*&tag=all&settlement_state=missing")
+    assert 'data-order-id="F"' in html and 'data-order-id="A"' not in html
+    settings.SETTLEMENT_WINDOW_DAYS = 400
+    after = api_as(louis).get(LATEST).json()["settlement"]
+    assert (after["expected_count"], after["missing_count"], after["window_days"]) == (2, 0, 400)

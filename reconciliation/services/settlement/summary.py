@@ -3,7 +3,6 @@ aggregates over the book's orders and their settlement results, refreshed
 inside the transaction of whatever changed them."""
 
 from django.db import connection
-from django.db.models.functions import TruncHour
 
 from reconciliation.bulk import db_value
 from reconciliation.models import (
@@ -57,6 +56,27 @@ def orphan_lines(project):
     )
 
 
+def _unsettled_by_hour(project_id) -> list[list]:
+    """[[UTC hour, paid orders without a settled line, their amount]], the
+    hour cut in SQL (SQLite keeps UTC text, PostgreSQL a timestamptz)."""
+    orders, results = _q(Order._meta.db_table), _q(OrderSettlement._meta.db_table)
+    if connection.vendor == "postgresql":
+        hour = f"to_char(date_trunc('hour', o.{_q('created_at')} AT TIME ZONE 'UTC'), 'YYYY-MM-DD HH24')"
+    else:
+        hour = f"substr(o.{_q('created_at')}, 1, 13)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {hour} AS h, COUNT(*), COALESCE(SUM(o.{_q('amount')}), 0) "  # noqa: S608
+            f"FROM {orders} o LEFT JOIN {results} s ON s.{_q('order_id')} = o.{_q('id')} "
+            f"WHERE o.{_q('project_id')} = %s AND o.{_q('classification')} = 'paid' "
+            f"AND (s.{_q('order_id')} IS NULL OR s.{_q('state')} = 'expected') "
+            "GROUP BY h ORDER BY h",
+            [project_id],
+        )
+        rows = cursor.fetchall()
+    return [[f"{h}:00:00+00:00" if h else "", int(n), _money(amount)] for h, n, amount in rows]
+
+
 def refresh_summary(*, project) -> SettlementSummary | None:
     """Recompute the project's settlement summary; nothing before its first
     settlement import."""
@@ -89,19 +109,7 @@ def refresh_summary(*, project) -> SettlementSummary | None:
         f"AND {recognisable_sql()}",
         [project_id],
     )
-    unsettled = (
-        Order.objects.filter(project=project, classification="paid")
-        .exclude(settlement__state__in=[s for s in OrderState.values if s != OrderState.EXPECTED])
-        .annotate(hour=TruncHour("created_at"))
-        .values("hour")
-        .order_by("hour")
-    )
-    from django.db.models import Count, Sum
-
-    by_hour = [
-        [row["hour"].isoformat() if row["hour"] else "", row["n"], _money(row["amount"])]
-        for row in unsettled.annotate(n=Count("id"), amount=Sum("amount"))
-    ]
+    by_hour = _unsettled_by_hour(project_id)
     paid_orders = Order.objects.filter(project=project, classification="paid").count()
     figures = {
         "settled_gross": _money(gross),
