@@ -30,12 +30,11 @@ from reconciliation.models import (
     Order,
     OrderEvidence,
     OrderRow,
-    OrderSettlement,
     OrderTag,
     Project,
     ReconciliationImport,
 )
-from reconciliation.selectors.settlement import settlement_filter
+from reconciliation.selectors.settlement import checked_settlement_state, settlement_filter
 
 UNTAGGED = "untagged"
 ALL_TAGS = "all"
@@ -422,18 +421,7 @@ def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFi
         raise InvalidInput(
             "invalid_filter", {"field": "date_to", "message": _("結束日期早於開始日期。")}
         )
-    settlement_state = _one(params, "settlement_state")
-    if settlement_state and settlement_state not in OrderSettlement.State.values:
-        raise InvalidInput(
-            "invalid_filter",
-            {
-                "field": "settlement_state",
-                "message": _(
-                    "settlement_state 只能是 settled、refund_settled、partially_refunded、"
-                    "over_amount、amount_mismatch、expected 或 missing。"
-                ),
-            },
-        )
+    settlement_state = checked_settlement_state(_one(params, "settlement_state"))
     import_id = _one(params, "import_id") or _one(params, "import")
     if import_id:
         import_id = str(resolve_import(book, import_id).pk)

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from reconciliation.errors import InvalidInput
 from reconciliation.models import (
     Order,
     OrderSettlement,
@@ -134,6 +135,24 @@ def suggestions(project, line: SettlementLine, *, limit: int = 5) -> list[Order]
             settlement__isnull=True,
         ).order_by("id")[:limit]
     )
+
+
+def checked_settlement_state(value: str) -> str:
+    """A settlement_state filter value ('' for none), or 422 invalid_filter."""
+    if value and value not in OrderState.values:
+        raise InvalidInput(
+            "invalid_filter",
+            {
+                "field": "settlement_state",
+                "message": str(
+                    _(
+                        "settlement_state 只能是 settled、refund_settled、partially_refunded、"
+                        "over_amount、amount_mismatch、expected 或 missing。"
+                    )
+                ),
+            },
+        )
+    return value
 
 
 def settlement_filter(rows, state: str, *, now=None):
