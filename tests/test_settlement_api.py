@@ -201,3 +201,47 @@ def test_queue_page_filters_by_settlement_state_and_window_setting(
     settings.SETTLEMENT_WINDOW_DAYS = 400
     after = api_as(louis).get(LATEST).json()["settlement"]
     assert (after["expected_count"], after["missing_count"], after["window_days"]) == (2, 0, 400)
+
+
+def test_louis_asks_for_the_settlement_file_from_the_form(louis):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reconciliation.models import DataRequest
+
+    client = Client()
+    client.force_login(louis)
+    response = client.post(
+        "/requests/new/",
+        {
+            "kind": "settlement",
+            "requested_dataset": "2026-05-12..2026-05-21 order/payment export",
+            "period_start": "2026-05-12",
+            "period_end": "2026-05-21",
+            "data_owner": "wade",
+            "due_at": (timezone.localtime() + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    assert response.status_code == 302
+    made = DataRequest.objects.get()
+    assert made.kind == "settlement"
+    assert made.requested_dataset == "2026-05-12..2026-05-21 payment settlement file"
+    assert made.required_schema[0]["name"] == "payment_ref"
+    detail = client.get(response["Location"]).content.decode()
+    assert "gross_amount" in detail
+
+
+def test_wade_is_asked_for_the_settlement_columns(louis):
+    from reconciliation.message_text import notification_text
+    from reconciliation.models import Notification
+    from reconciliation.services.requests import create_data_request
+
+    made = create_data_request(requested_by=louis, kind="settlement")
+    note = Notification.objects.get(
+        data_request=made, recipient__user__username="wade", channel="inbox"
+    )
+    subject, body = notification_text(note)
+    assert "2026-05-12 至 2026-05-21 金流撥款檔" in subject
+    assert "payment_ref、gross_amount、txn_date" in body
+    assert "/template.xlsx?kind=settlement" in body
