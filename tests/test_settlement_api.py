@@ -34,6 +34,7 @@ def _settlement_via_api(api_as, louis, wade):
         {"file": SimpleUploadedFile("ecpay.csv", ECPAY_FIRST)},
     )
     assert sent.status_code in (200, 201), sent.content
+    assert sent.json()["layout"] == "ecpay"
     answer = api_as(wade).post(
         "/api/kolable/reconciliation/import", {"data_request_id": body["id"]}
     )
