@@ -319,7 +319,12 @@ def _sqlite_rows(columns: dict, start: int, stop: int) -> list[tuple]:
             text = _cell_texts(part, 0, len(part), postgres=False)
             values.append(text.to_pylist())
         elif np.issubdtype(part.dtype, np.floating):
-            values.append([None if v != v else round(v, 2) for v in part.tolist()])
+            missing = np.isnan(part)
+            values.append(
+                np.where(missing, None, np.round(part, 2).astype(object)).tolist()
+                if missing.any()
+                else np.round(part, 2).tolist()
+            )
         else:
             values.append(part.tolist())
     return list(zip(*values, strict=True))

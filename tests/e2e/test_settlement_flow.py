@@ -2,6 +2,8 @@
 the settled/unsettled split of what he recognises and the settlement
 exceptions with their owners; Huber matches the orphan line by hand."""
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -9,6 +11,8 @@ from reconciliation.models import DataRequest, Upload
 from reconciliation.services.imports import import_upload
 from reconciliation.services.requests import create_data_request
 from tests.test_settlement import ECPAY_FIRST, _book
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -56,6 +60,9 @@ def test_wade_uploads_ecpay_louis_sees_collected_huber_matches_an_orphan(
     expect(louis_page.get_by_test_id("decision-settled")).to_contain_text("NT$40,000")
     expect(louis_page.get_by_test_id("decision-settled")).to_contain_text("NT$39,380")
     shot(louis_page, "settlement-louis-scorecard")
+    phone = page_for(louis, width=390, height=844)
+    phone.goto("/scorecard/")
+    phone.get_by_test_id("settlement").screenshot(path=str(ARTIFACTS / "settlement-ladder-390.png"))
 
     huber_page = page_for(huber)
     huber_page.goto("/settlement/orphans/")

@@ -95,6 +95,8 @@ class Command(BaseCommand):
                     else ""
                 )
             )
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in r.get("phases", {}).items())
+            self.stdout.write(f"{'':<10} matching phases (s): {phases}")
             self.stdout.write(
                 f"{'':<10} matched {r['matched']:,}, orphan {r['orphans']:,}, duplicate "
                 f"{r['duplicates']:,}, mismatched orders {r['mismatches']:,}; 實收 NT${r['collected']:,.0f}"
@@ -191,6 +193,7 @@ class Command(BaseCommand):
             "orphans": made.orphan_count,
             "duplicates": made.duplicate_line_count,
             "mismatches": made.mismatch_count,
+            "phases": {k: round(v, 2) for k, v in getattr(made, "timings", {}).items()},
             "collected": figures["collected"],
             "scorecard_ms": _median_ms(client, "/scorecard/", page_runs),
             "latest_api_ms": _median_ms(client, "/api/kolable/reconciliation/latest", page_runs),
