@@ -274,3 +274,19 @@ def test_sample_settlement_files_are_recognised_and_accepted(tmp_path):
     ecpay = (tmp_path / "settlement-ecpay-600.csv").read_bytes()
     assert b'="' in ecpay and "訂單編號".encode("cp950") in ecpay
     assert validate_settlement_file(tmp_path / "settlement-ecpay-600.csv").encoding == "cp950"
+
+
+def test_settlement_lines_and_imports_are_append_only(louis, wade):
+    from django.db import IntegrityError, transaction
+
+    _book(louis)
+    _send(_settlement_request(louis), wade, "ecpay.csv", ECPAY_FIRST)
+    line = SettlementLine.objects.first()
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        SettlementLine.objects.filter(pk=line.pk).update(gross_amount=1)
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        SettlementLine.objects.filter(pk=line.pk).delete()
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        SettlementImport.objects.update(line_count=0)
+    line.refresh_from_db()
+    assert SettlementImport.objects.get().line_count == 9
