@@ -112,6 +112,7 @@ bench: $(STAMP)
 	$(BIN)/python manage.py bench_reconcile
 	$(BIN)/python manage.py bench_sync
 	$(BIN)/python manage.py bench_live
+	$(BIN)/python manage.py bench_settlement
 
 # Translators' step (needs GNU gettext); the compiled .mo files are committed so
 # a fresh machine needs nothing but Python.

@@ -251,6 +251,8 @@ else:
 HEARTBEAT_MAX_AGE_SECONDS = env.int("HEARTBEAT_MAX_AGE_SECONDS", default=180)
 # An accepted upload with no import after this long is imported by the sweep.
 IMPORT_STALL_MINUTES = env.int("IMPORT_STALL_MINUTES", default=5)
+# A paid order without a settled line is in flight this long, then missing.
+SETTLEMENT_WINDOW_DAYS = env.int("SETTLEMENT_WINDOW_DAYS", default=7)
 
 # --- Outside channels and claims ---------------------------------------------
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")

@@ -246,3 +246,85 @@ def _copy_batch(columns: dict, import_id: str, start: int, stop: int) -> memoryv
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
     data = lines.buffers()[2]
     return memoryview(data)[offsets[lines.offset] : offsets[lines.offset + len(lines)]]
+
+
+# --- A generic bulk insert (settlement lines) ---------------------------------------
+
+NULL_COPY = "\\N"
+
+
+def insert_columns(table: str, columns: dict) -> None:
+    """Insert rows given as whole columns {db column: values}: text as Arrow
+    arrays ('' kept as ''), numbers as numpy arrays, timestamps as naive UTC
+    datetime64 arrays (NaT → NULL), nullable integers as float arrays (NaN →
+    NULL). COPY on PostgreSQL, executemany on SQLite, in batches."""
+    postgres = connection.vendor == "postgresql"
+    names = list(columns)
+    n = len(next(iter(columns.values()))) if columns else 0
+    spans = [(start, min(start + INSERT_BATCH, n)) for start in range(0, n, INSERT_BATCH)]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in names)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if postgres:
+            with raw.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:  # noqa: S608
+                for start, stop in spans:
+                    copy.write(_copy_columns(columns, start, stop))
+        else:
+            marks = ", ".join("?" * len(names))
+            sql = f"INSERT INTO {table} ({quoted}) VALUES ({marks})"  # noqa: S608
+            for start, stop in spans:
+                raw.executemany(sql, _sqlite_rows(columns, start, stop))
+
+
+def _cell_texts(values, start: int, stop: int, *, postgres: bool) -> pa.Array:
+    """One column's slice as Arrow text, NULL where the value is missing."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        part = values.slice(start, stop - start)
+        if isinstance(part, pa.ChunkedArray):
+            part = part.combine_chunks()
+        if part.type != pa.string():
+            return pc.cast(part, pa.string())
+        return _copy_text(part) if postgres else part
+    part = np.asarray(values)[start:stop]
+    if np.issubdtype(part.dtype, np.datetime64):
+        text = timestamp_text(part, suffix="+00" if postgres else "")
+        out = pa.array(text, pa.binary()).cast(pa.string())
+        return pc.if_else(pa.array(np.isnat(part)), pa.scalar(None, pa.string()), out)
+    if np.issubdtype(part.dtype, np.floating):
+        out = pc.cast(pa.array(np.round(part, 2)), pa.string())
+        return pc.if_else(pa.array(np.isnan(part)), pa.scalar(None, pa.string()), out)
+    return pc.cast(pa.array(part), pa.string())
+
+
+def _copy_columns(columns: dict, start: int, stop: int) -> memoryview:
+    parts = [
+        pc.fill_null(_cell_texts(v, start, stop, postgres=True), NULL_COPY)
+        for v in columns.values()
+    ]
+    lines = pc.binary_join_element_wise(*parts, "\t")
+    lines = pc.binary_join_element_wise(lines, "", "\n")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    data = lines.buffers()[2]
+    return memoryview(data)[offsets[lines.offset] : offsets[lines.offset + len(lines)]]
+
+
+def _sqlite_rows(columns: dict, start: int, stop: int) -> list[tuple]:
+    values = []
+    for column in columns.values():
+        if isinstance(column, pa.Array | pa.ChunkedArray):
+            values.append(column.slice(start, stop - start).to_pylist())
+            continue
+        part = np.asarray(column)[start:stop]
+        if np.issubdtype(part.dtype, np.datetime64):
+            text = _cell_texts(part, 0, len(part), postgres=False)
+            values.append(text.to_pylist())
+        elif np.issubdtype(part.dtype, np.floating):
+            missing = np.isnan(part)
+            values.append(
+                np.where(missing, None, np.round(part, 2).astype(object)).tolist()
+                if missing.any()
+                else np.round(part, 2).tolist()
+            )
+        else:
+            values.append(part.tolist())
+    return list(zip(*values, strict=True))

@@ -101,6 +101,22 @@ ERRORS: dict[str, tuple] = {
             "多半是匯出程式或複製貼上帶進的隱藏字元；刪掉那一格重新輸入，或用 Excel 開啟後另存為「CSV UTF-8」。"
         ),
     ),
+    "bad_settlement_date": (
+        gettext_lazy("%(column)s「%(value)s」不是可辨識的日期。"),
+        gettext_lazy("請用 2026-05-12、20260512 或 2026/05/12 20:15:00 的格式（台北時間）。"),
+    ),
+    "bad_settlement_amount": (
+        gettext_lazy("%(column)s「%(value)s」不是數字。"),
+        gettext_lazy("只填數字，例如 28000 或退款 -28000；不要加文字或公式。"),
+    ),
+    "unknown_txn_type": (
+        gettext_lazy("txn_type「%(value)s」不是 charge / refund / chargeback / fee / adjustment。"),
+        gettext_lazy("改成 charge、refund、chargeback、fee 或 adjustment，或留白依金額正負判斷。"),
+    ),
+    "unknown_settlement_status": (
+        gettext_lazy("settlement_status「%(value)s」不是 settled / unsettled / on_hold。"),
+        gettext_lazy("改成 settled、unsettled 或 on_hold（也可填 已撥款、未撥款、暫停撥款）。"),
+    ),
     "card_number": (
         gettext_lazy("%(column)s 含有信用卡號 %(value)s。"),
         gettext_lazy(
@@ -142,10 +158,10 @@ def describe(code: str, params: dict | None = None) -> tuple[str, str]:
     if code == "unreadable_file":
         values["reason"] = str(READ_REASONS.get(values.get("reason"), values.get("reason", "")))
     if code == "missing_column" and "label" not in values:
-        column = schema.BY_NAME.get(values.get("column"))
+        column = schema.column_info(values.get("column"))
         values["label"] = column.label_zh if column else ""
     if code == "blank_value" and "help" not in values:
-        column = schema.BY_NAME.get(values.get("column"))
+        column = schema.column_info(values.get("column"))
         values["help"] = column.help_zh if column else ""
     return format_message(message, values), format_message(hint, values)
 

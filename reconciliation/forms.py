@@ -12,6 +12,13 @@ from reconciliation.services.requests import DEFAULT_PERIOD, REQUEST_TTL
 
 
 class DataRequestForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("要的資料"),
+        choices=DataRequest.Kind.choices,
+        initial=DataRequest.Kind.ORDERS,
+        required=False,
+        help_text=_("金流撥款檔：金流平台實際撥款的明細，用來確認實收。"),
+    )
     requested_dataset = forms.CharField(
         label=_("資料集"),
         initial=DEFAULT_DATASET,

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from reconciliation.models import DEFAULT_DATASET
+from reconciliation.schema import DEFAULT_SETTLEMENT_DATASET
 
 TEMPLATES = (
     "request_created",
@@ -42,6 +43,8 @@ def dataset_label(name: str) -> str:
     name in the reader's language, any other name as it was typed."""
     if name == DEFAULT_DATASET:
         return _("2026-05-12 至 2026-05-21 訂單付款匯出檔")
+    if name == DEFAULT_SETTLEMENT_DATASET:
+        return _("2026-05-12 至 2026-05-21 金流撥款檔")
     return name
 
 

@@ -37,7 +37,8 @@ def limit_address_space(memory_mb: int) -> None:
 
 
 def find_header(rows: list[list[str]]) -> tuple[int, int]:
-    """(index, score) of the row naming the most distinct schema columns; the
+    """(index, score) of the row naming the most distinct columns of either
+    schema (the order export's or the settlement file's); the
     first non-empty row (score 0) when none does."""
     from reconciliation import schema
 
@@ -45,8 +46,9 @@ def find_header(rows: list[list[str]]) -> tuple[int, int]:
     for index, row in enumerate(rows):
         names = {schema.canonical_column(cell) for cell in row if str(cell).strip()}
         names.discard(None)
-        if len(names) > best_score:
-            best, best_score = index, len(names)
+        score = max(len(names), schema.settlement_header_score(row))
+        if score > best_score:
+            best, best_score = index, score
     if best is None:
         best = next((i for i, row in enumerate(rows) if any(str(c).strip() for c in row)), 0)
     return best, best_score

@@ -7,6 +7,7 @@ from reconciliation.views import live as live_views
 from reconciliation.views import orders as order_views
 from reconciliation.views import pls as pls_views
 from reconciliation.views import scorecard as scorecard_views
+from reconciliation.views import settlement as settlement_views
 from reconciliation.views import sources as source_views
 from reconciliation.views import uploads as upload_views
 
@@ -36,6 +37,13 @@ urlpatterns = [
     path("sources/<uuid:pk>/sync/", source_views.source_sync, name="source-sync"),
     path("sources/<uuid:pk>/token/", source_views.source_token, name="source-token"),
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
+    path("settlement/orphans/", settlement_views.settlement_orphans, name="settlement-orphans"),
+    path("settlement/match/", settlement_views.settlement_match, name="settlement-match"),
+    path(
+        "settlement/match/<int:match_id>/undo/",
+        settlement_views.settlement_undo,
+        name="settlement-undo",
+    ),
     path("scorecard/decision/", scorecard_views.scorecard_decide, name="scorecard-decide"),
     path("scorecard/export.<str:fmt>", scorecard_views.scorecard_export, name="scorecard-export"),
     path("live/", live_views.live_dashboard, name="live"),

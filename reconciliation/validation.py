@@ -68,6 +68,9 @@ TEXT_COLUMNS = (
 @dataclass
 class ValidationResult:
     kind: str = ""
+    # The settlement layout recognised from the headers (ecpay, stripe,
+    # newebpay, canonical); blank for an order export.
+    layout: str = ""
     encoding: str = ""
     delimiter: str = ""
     sheet: str = ""

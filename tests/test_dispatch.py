@@ -150,16 +150,16 @@ def test_accepted_file_not_yet_imported_runs_the_import(pls_api, open_request):
     assert body["evidence"]["row_count"] == 28000
 
 
-def test_imported_data_needs_no_new_job(pls_api, open_request):
+def test_imported_orders_ask_for_the_settlement_file(pls_api, open_request):
     upload = add_upload(open_request, Upload.SchemaStatus.ACCEPTED, rows=3)
     DataRequest.objects.filter(pk=open_request.pk).update(status=DataRequest.Status.ACCEPTED)
     imported = ReconciliationImport.objects.create(
         data_request=open_request, upload=upload, row_count=3, status="accepted"
     )
     body = dispatch(pls_api)
-    assert body["job_type"] == "none"
+    assert (body["job_type"], body["rule"]) == ("data_request", "no_settlement")
     assert body["evidence"]["import_id"] == str(imported.pk)
-    assert body["evidence"]["sha256"] == upload.sha256
+    assert body["evidence"]["request_kind"] == "settlement"
 
 
 @pytest.fixture

@@ -120,3 +120,6 @@ api.add_router("/kolable/", _sources.router)
 from reconciliation.api import live as _live  # noqa: E402
 
 api.add_router("/kolable/", _live.router)
+from reconciliation.api import settlement as _settlement  # noqa: E402
+
+api.add_router("/kolable/", _settlement.router)

@@ -17,6 +17,7 @@ from reconciliation.models import OrderEvidence, OrderRow
 from reconciliation.permissions import Action
 from reconciliation.selectors import evidence as queue
 from reconciliation.selectors import orders as order_selectors
+from reconciliation.selectors import settlement as settlement_selectors
 from reconciliation.services.evidence import tag_orders
 
 router = Router(tags=["evidence"])
@@ -97,6 +98,11 @@ class FilterIn(Schema):
     changed: bool = Field(False, description="only orders a later file changed")
     stale_tag: bool = Field(False, description="only orders whose tag predates a change")
     import_id: UUID | None = Field(None, description="only the orders that import's file had")
+    settlement_state: Text(20) | None = Field(
+        None,
+        description="settled, refund_settled, partially_refunded, over_amount, "
+        "amount_mismatch, expected or missing",
+    )
 
 
 class OrdersQuery(FilterIn):
@@ -155,6 +161,9 @@ class OrderDetailOut(OrderOut):
     missing_from_snapshot: bool
     history: list[VersionOut]
     evidence_history: list[EvidenceEntryOut]
+    settlement_state: str | None = Field(
+        None, description="null before any settlement file or for an order not owed one"
+    )
     settlement_lines: list[dict] = Field(description="settlement lines matched to the order")
 
 
@@ -244,7 +253,8 @@ def get_order(request, order_id: str):
         "missing_from_snapshot": detail.missing_from_snapshot,
         "history": [v.as_dict() for v in detail.history],
         "evidence_history": [e.as_dict() for e in detail.evidence],
-        "settlement_lines": [],
+        "settlement_state": settlement_selectors.order_state(detail.order),
+        "settlement_lines": settlement_selectors.order_lines(detail.order),
     }
 
 

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.api.requests import ImportBriefOut
 from reconciliation.inputs import ModelText
-from reconciliation.models import RevenueDecision
+from reconciliation.models import RevenueDecision, SettlementImport
 from reconciliation.permissions import Action
 from reconciliation.selectors.scorecard import default_project, scorecard
 from reconciliation.selectors.scorecard_api import scorecard_as_api
@@ -27,6 +27,22 @@ class ImportIn(Schema):
 
 class ImportOut(ImportBriefOut):
     data_request_id: UUID
+
+
+class SettlementImportOut(Schema):
+    id: UUID
+    upload_id: UUID
+    data_request_id: UUID
+    kind: str = "settlement"
+    status: str
+    layout: str
+    line_count: int
+    matched_count: int
+    orphan_count: int
+    duplicate_line_count: int
+    mismatch_count: int
+    scorecard_ref: str
+    created_at: datetime
 
 
 class DecisionIn(Schema):
@@ -47,6 +63,12 @@ class DecisionOut(Schema):
     decision: str
     note: str
     recognised_amount: Decimal | None
+    settled_amount: Decimal | None = Field(
+        None, description="the part of the recognised amount the provider settled"
+    )
+    unsettled_amount: Decimal | None = Field(
+        None, description="the rest; both null before any settlement file"
+    )
     held_back_rows: int
     decided_by: str
     created_at: datetime
@@ -68,6 +90,12 @@ class LatestOut(Schema):
     exceptions: list[dict]
     exception_count: int
     decision: dict | None
+    settlement: dict | None = Field(
+        None,
+        description="null before any settlement import; then settled_gross, fees, "
+        "settled_net, collected (實收), paid_unsettled_amount, expected_count, "
+        "missing_count, orphan_count, mismatch_count, coverage",
+    )
     next_job: dict | None
 
     model_config = ConfigDict(populate_by_name=True)
@@ -75,14 +103,25 @@ class LatestOut(Schema):
 
 @router.post(
     "/reconciliation/import",
-    response={201: ImportOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={
+        201: ImportOut | SettlementImportOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        422: ErrorOut,
+    },
     summary="Classify the request's accepted upload (PLS, Louis, Wade); idempotent",
 )
 def run_import(request, payload: ImportIn):
     """One import per upload: asking again (or concurrently) answers with the
-    same import. 409 `no_accepted_upload` when the request has no accepted file."""
+    same import. 409 `no_accepted_upload` when the request has no accepted file.
+    A settlement request answers line_count, matched_count, orphan_count,
+    duplicate_line_count and mismatch_count instead of the order counts."""
     require(request, Action.RUN_IMPORT)
-    return 201, import_for_request(data_request_id=payload.data_request_id, actor=request.auth)
+    made = import_for_request(data_request_id=payload.data_request_id, actor=request.auth)
+    if isinstance(made, SettlementImport):
+        return 201, SettlementImportOut.from_orm(made)
+    return 201, made
 
 
 @router.get(
@@ -119,6 +158,8 @@ def decide(request, payload: DecisionIn):
         "decision": made.decision,
         "note": made.note,
         "recognised_amount": made.recognised_amount,
+        "settled_amount": made.settled_amount,
+        "unsettled_amount": made.unsettled_amount,
         "held_back_rows": made.held_back_rows,
         "decided_by": made.decided_by.username,
         "created_at": made.created_at,

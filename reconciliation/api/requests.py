@@ -81,6 +81,7 @@ class DataRequestOut(Schema):
     project_id: UUID
     project: str
     requested_dataset: str
+    kind: str
     period_start: date
     period_end: date
     status: str
@@ -106,6 +107,11 @@ class DataRequestIn(Schema):
     due_at: DateTime | None = None
     data_owner: Text(150) | None = None
     audit_note: ModelText(DataRequest, "audit_note") = ""
+    kind: Text(12) = Field(
+        DataRequest.Kind.ORDERS,
+        description="orders (the order/payment export) or settlement (the payment "
+        "provider's settlement file)",
+    )
 
 
 class CloseIn(Schema):
@@ -127,6 +133,7 @@ def request_out(data_request: DataRequest) -> dict:
         "project_id": data_request.project_id,
         "project": data_request.project.name,
         "requested_dataset": data_request.requested_dataset,
+        "kind": data_request.kind,
         "period_start": data_request.period_start,
         "period_end": data_request.period_end,
         "status": data_request.status,
@@ -178,6 +185,7 @@ def create_request(request, payload: DataRequestIn):
         period_end=payload.period_end,
         due_at=payload.due_at,
         audit_note=payload.audit_note,
+        kind=payload.kind,
     )
     return 201, request_out(selectors.request_detail(data_request.pk))
 

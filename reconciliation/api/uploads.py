@@ -13,7 +13,7 @@ from ninja import Field, Router, Schema
 
 from reconciliation.api.common import ErrorOut, require
 from reconciliation.errors import InvalidInput, NotFound
-from reconciliation.models import DataRequest, ReconciliationImport, Upload
+from reconciliation.models import DataRequest, ReconciliationImport, SettlementImport, Upload
 from reconciliation.permissions import Action
 from reconciliation.services.uploads import (
     failure_summary,
@@ -85,6 +85,9 @@ class UploadResultOut(Schema):
     size: int
     sha256: str
     detected_kind: str
+    layout: str = Field(
+        "", description="a settlement file's layout: ecpay, stripe, newebpay or canonical"
+    )
     row_count: int
     missing_fields: list[str]
     file_errors: list[FileErrorOut]
@@ -110,9 +113,36 @@ class UploadResultOut(Schema):
         description="the reconciliation import once it ran: id, status, scorecard_ref, book "
         "(new_orders, changed_orders, unchanged_orders, missing_from_snapshot)",
     )
+    settlement_import: dict | None = Field(
+        None,
+        description="a settlement file's import once it ran: line_count, matched_count, "
+        "orphan_count, duplicate_line_count, mismatch_count",
+    )
     # Set on a schema failure, so the 422 also has the API's error shape.
     error: str | None = None
     detail: str | None = None
+
+
+def _settlement_brief(upload: Upload) -> dict | None:
+    made = SettlementImport.objects.filter(upload=upload).first()
+    if made is None:
+        return None
+    return {
+        "id": str(made.pk),
+        "status": made.status,
+        "layout": made.layout,
+        **{
+            name: getattr(made, name)
+            for name in (
+                "line_count",
+                "matched_count",
+                "orphan_count",
+                "duplicate_line_count",
+                "mismatch_count",
+            )
+        },
+        "scorecard_ref": made.scorecard_ref,
+    }
 
 
 def _import_brief(upload: Upload) -> dict | None:
@@ -146,6 +176,7 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
         "size": upload.size,
         "sha256": upload.sha256,
         "detected_kind": upload.detected_kind,
+        "layout": upload.layout,
         "row_count": upload.row_count,
         "missing_fields": upload.missing_fields,
         "file_errors": upload.file_errors,
@@ -167,6 +198,7 @@ def upload_out(upload: Upload, *, duplicate_of: Upload | None = None) -> dict:
         "created_at": upload.created_at,
         "mode": upload.mode,
         "reconciliation_import": _import_brief(upload),
+        "settlement_import": _settlement_brief(upload),
         "error": "schema_failed" if failed else None,
         "detail": failure_summary(upload) if failed else None,
     }

@@ -12,6 +12,13 @@ from .live import ComplianceRecord, LiveBookTotals, LiveStreamFigures, StreamVie
 from .messages import ArtifactClaim, AuditEvent, DispatchDecision, Notification, NotificationAttempt
 from .people import ApiToken, Profile, Project
 from .requests import DEFAULT_DATASET, DataRequest, Upload, default_due_at
+from .settlement import (
+    OrderSettlement,
+    SettlementImport,
+    SettlementLine,
+    SettlementMatch,
+    SettlementSummary,
+)
 from .sync import SyncRun, SyncSource
 
 __all__ = [
@@ -41,4 +48,9 @@ __all__ = [
     "LiveBookTotals",
     "ComplianceRecord",
     "StreamViewers",
+    "SettlementImport",
+    "SettlementLine",
+    "SettlementMatch",
+    "OrderSettlement",
+    "SettlementSummary",
 ]

@@ -193,6 +193,10 @@ class RevenueDecision(models.Model):
     book_version = models.IntegerField(null=True)
     verified_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
     verified_orders = models.IntegerField(null=True)
+    # How much of the recognised amount the provider has settled, and the
+    # rest (null: no settlement file had been imported).
+    settled_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    unsettled_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True)
     decided_by = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -18,6 +18,10 @@ def default_due_at():
 
 
 class DataRequest(models.Model):
+    class Kind(models.TextChoices):
+        ORDERS = "orders", _("訂單付款匯出")
+        SETTLEMENT = "settlement", _("金流撥款檔")
+
     class Status(models.TextChoices):
         OPEN = "open", _("待交檔")
         UPLOADED = "uploaded", _("已上傳")
@@ -45,6 +49,7 @@ class DataRequest(models.Model):
     )
     due_at = models.DateTimeField(_("到期"), default=default_due_at)
     status = models.CharField(_("狀態"), max_length=20, choices=Status.choices, default=Status.OPEN)
+    kind = models.CharField(_("種類"), max_length=12, choices=Kind.choices, default=Kind.ORDERS)
     required_schema = models.JSONField(default=list)
     artifact_ref = models.CharField(max_length=500, blank=True)
     missing_fields = models.JSONField(default=list, blank=True)
@@ -135,6 +140,8 @@ class Upload(models.Model):
     original_name = models.CharField(max_length=255)
     content_type = models.CharField(max_length=120, blank=True)
     detected_kind = models.CharField(max_length=10, blank=True)
+    # A settlement file's layout as recognised from its headers.
+    layout = models.CharField(max_length=20, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     storage_path = models.CharField(max_length=500, blank=True)

@@ -30,6 +30,7 @@ from reconciliation.models import (
     DispatchDecision,
     Project,
     ReconciliationImport,
+    SettlementImport,
     SyncRun,
     Upload,
 )
@@ -45,6 +46,7 @@ class Rule:
     HAS_REPO = "has_repo"
     NO_PACK = "no_pack"
     HAS_SOURCE = "has_source"
+    NO_SETTLEMENT = "no_settlement"
 
 
 @dataclass
@@ -136,10 +138,19 @@ def next_job(project: Project, *, now=None) -> NextJob:
 
     from_source = _source_job(project)
     if from_source is not None:
+        if from_source.job_type == JobType.NONE:
+            # The orders come by themselves; the settlement file still does not.
+            imported = (
+                ReconciliationImport.objects.filter(data_request__project=project)
+                .order_by("-created_at")
+                .first()
+            )
+            if imported is not None:
+                return _settlement_job(project, imported, now) or from_source
         return from_source
 
     active = (
-        DataRequest.objects.filter(project=project)
+        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS)
         .exclude(status=DataRequest.Status.CLOSED)
         .select_related(
             "data_owner_profile__user",
@@ -166,6 +177,9 @@ def next_job(project: Project, *, now=None) -> NextJob:
                     _upload_evidence(accepted),
                     active,
                 )
+            settlement_job = _settlement_job(project, imported, now)
+            if settlement_job is not None:
+                return settlement_job
             return NextJob(
                 JobType.NONE,
                 Rule.HAS_DATA,
@@ -281,6 +295,50 @@ def _source_job(project: Project) -> NextJob | None:
         _("Kolable API 每日同步正常：訂單會自己進來，不需要再派資料請求。"),
         evidence,
         standing,
+    )
+
+
+def _settlement_job(project: Project, imported: ReconciliationImport, now) -> NextJob | None:
+    """After an order import, the payment provider's settlement file: asked
+    for (data_request) while none was, imported once it arrived, chased
+    (people_sync) while it is owed. None once a settlement file is imported."""
+    if SettlementImport.objects.filter(project=project).exists():
+        return None
+    requested = (
+        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.SETTLEMENT)
+        .exclude(status=DataRequest.Status.CLOSED)
+        .select_related("data_owner_profile", "requested_by_profile", "project__owner_profile")
+        .order_by("-created_at")
+        .first()
+    )
+    if requested is None:
+        return NextJob(
+            JobType.DATA_REQUEST,
+            Rule.NO_SETTLEMENT,
+            _("訂單已對帳，但還沒有金流撥款檔：建立 Wade 的撥款檔資料請求（kind settlement）。"),
+            {
+                "kind": "blocker",
+                "blocker": "order import accepted, no payment settlement file",
+                "request_kind": DataRequest.Kind.SETTLEMENT,
+                "import_id": str(imported.pk),
+            },
+        )
+    accepted = requested.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED).first()
+    if accepted is not None:
+        return NextJob(
+            JobType.RECONCILIATION_IMPORT,
+            Rule.NO_SETTLEMENT,
+            _("金流撥款檔已通過驗證但尚未對帳：跑 reconciliation import。"),
+            _upload_evidence(accepted),
+            requested,
+        )
+    escalated = requested.status == DataRequest.Status.ESCALATED or requested.due_at < now
+    return NextJob(
+        JobType.PEOPLE_SYNC,
+        Rule.NO_SETTLEMENT,
+        _("金流撥款檔尚未交：提醒 Wade 上傳撥款檔；未撥款的金額不算實收。"),
+        {**_blocker(requested, now), "people_sync": _people_sync(requested, escalated=escalated)},
+        requested,
     )
 
 

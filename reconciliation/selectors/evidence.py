@@ -34,6 +34,7 @@ from reconciliation.models import (
     Project,
     ReconciliationImport,
 )
+from reconciliation.selectors.settlement import checked_settlement_state, settlement_filter
 
 UNTAGGED = "untagged"
 ALL_TAGS = "all"
@@ -58,6 +59,7 @@ FILTER_KEYS = (
     "changed",
     "stale_tag",
     "import_id",
+    "settlement_state",
 )
 # Imports that produced classified rows; a failed import has nothing to tag.
 USABLE_IMPORT_STATUSES = (
@@ -86,6 +88,8 @@ class QueueFilter:
     changed: bool = False
     stale_tag: bool = False
     import_id: str = ""
+    # One settlement state (settled … missing); see selectors.settlement.
+    settlement_state: str = ""
 
     @property
     def narrows_beyond_tag(self) -> bool:
@@ -102,6 +106,7 @@ class QueueFilter:
             or self.changed
             or self.stale_tag
             or self.import_id
+            or self.settlement_state
         )
 
     def as_params(self) -> dict[str, str]:
@@ -117,6 +122,7 @@ class QueueFilter:
             "discount_code",
             "q",
             "import_id",
+            "settlement_state",
         ):
             if getattr(self, key):
                 params[key] = getattr(self, key)
@@ -417,6 +423,7 @@ def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFi
         raise InvalidInput(
             "invalid_filter", {"field": "date_to", "message": _("結束日期早於開始日期。")}
         )
+    settlement_state = checked_settlement_state(_one(params, "settlement_state"))
     import_id = _one(params, "import_id") or _one(params, "import")
     if import_id:
         import_id = str(resolve_import(book, import_id).pk)
@@ -424,6 +431,7 @@ def parse_filter(params, *, book: BookSummary, default_tag: str = "") -> QueueFi
         changed=_flag(params, "changed"),
         stale_tag=_flag(params, "stale_tag"),
         import_id=import_id,
+        settlement_state=settlement_state,
         program_id=program_id,
         tag=tag,
         payment_status=payment_status,
@@ -479,6 +487,8 @@ def queue_rows(project, flt: QueueFilter):
                 )
             )
         )
+    if flt.settlement_state:
+        rows = settlement_filter(rows, flt.settlement_state)
     if flt.q:
         # Exact matches: an order id or payment ref is pasted, not typed in
         # part, and exact lookups stay cheap at a million rows.

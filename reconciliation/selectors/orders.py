@@ -54,6 +54,7 @@ class OrderDetail:
     missing_import_name: str = ""
     history: list[Version] = field(default_factory=list)
     evidence: list[EvidenceEntry] = field(default_factory=list)
+    order: Order | None = None
 
 
 def _versions(project: Project, order: Order) -> list[Version]:
@@ -136,4 +137,5 @@ def order_detail(project: Project, order_id: str) -> OrderDetail | None:
         else "",
         history=_versions(project, order),
         evidence=_evidence(order),
+        order=order,
     )

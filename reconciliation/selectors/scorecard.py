@@ -34,6 +34,11 @@ from reconciliation.selectors.dispatch import (
     next_job,
     verified_repository,
 )
+from reconciliation.selectors.settlement import (
+    SETTLEMENT_EXCEPTION_LABELS,
+    settlement_exceptions,
+    settlement_figures,
+)
 from reconciliation.services.requests import DEFAULT_PERIOD
 from reconciliation.services.revenue import (
     ExceptionCode,
@@ -94,6 +99,8 @@ class Scorecard:
     changed_since_decision: bool = False
     delta: dict | None = None
     coverage: tuple[int, int] | None = None
+    # The settled rung (None before any settlement import: no 實收 anywhere).
+    settlement: dict | None = None
     next_job: NextJob | None = None
     cards: list[Card] = field(default_factory=list)
     flow: list[FlowStep] = field(default_factory=list)
@@ -127,13 +134,20 @@ class Scorecard:
             return []
         return self.describe_exceptions(self.summary.exceptions)
 
+    @property
+    def settlement_exceptions(self) -> list[dict]:
+        """The settlement exceptions (missing, orphan, mismatch) with owner."""
+        if not self.verified:
+            return []
+        return self.describe_exceptions(settlement_exceptions(self.settlement))
+
     def describe_exceptions(self, entries: list[dict]) -> list[dict]:
         people = {
             Role.LOUIS.value: self.owner,
             Role.WADE.value: self.data_owner,
             Role.HUBER.value: self.verifier,
         }
-        labels = dict(ExceptionCode.choices)
+        labels = {**dict(ExceptionCode.choices), **SETTLEMENT_EXCEPTION_LABELS}
         return [
             {
                 **entry,
@@ -159,7 +173,9 @@ class Scorecard:
             Role.WADE.value: self.data_owner,
             Role.HUBER.value: self.verifier,
         }
-        owners = self.summary.totals.get("exceptions_by_owner", {})
+        owners = dict(self.summary.totals.get("exceptions_by_owner", {}))
+        for entry in settlement_exceptions(self.settlement):
+            owners[entry["owner"]] = owners.get(entry["owner"], 0) + entry["count"]
         return [(str(people.get(role) or role), n) for role, n in sorted(owners.items()) if n]
 
     @property
@@ -227,7 +243,7 @@ def _people_loaded(project: Project) -> bool:
 
 
 def current_request(project: Project) -> DataRequest | None:
-    base = DataRequest.objects.filter(project=project).select_related(
+    base = DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS).select_related(
         "data_owner_profile__user", "requested_by_profile__user"
     )
     return (
@@ -314,6 +330,7 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
         changed_since_decision=state["changed_since_decision"],
         delta=state["delta"],
         coverage=_coverage(book) if book is not None else None,
+        settlement=settlement_figures(project, now=now),
     )
     card.cards = _cards(card, now)
     card.flow = _flow(card, project, now)
@@ -402,6 +419,8 @@ def _cards(card: Scorecard, now) -> list[Card]:
         value, tone = "Reconciliation", "blue"
     elif job.rule == Rule.HAS_DATA:
         value, tone = "Scorecard", "ok"
+    elif job.rule == Rule.NO_SETTLEMENT:
+        value, tone = "Settlement", "warn"
     else:
         value, tone = job.job_type, "blue"
     escalation = Card("escalation", _("本輪升級"), value, tone, job.reason)
@@ -560,8 +579,8 @@ def _rules(job: NextJob | None) -> list[RuleRow]:
         RuleRow(
             Rule.HAS_DATA,
             _("有 paid/refunded/pending"),
-            _("跑 revenue recognition scorecard。"),
-            _("不得把 pending/refunded 算進實收。"),
+            _("跑 revenue recognition scorecard，再向 Wade 要金流撥款檔。"),
+            _("不得把 pending/refunded 或未撥款的金額算進實收。"),
         ),
         RuleRow(
             Rule.HAS_REPO,
@@ -572,7 +591,10 @@ def _rules(job: NextJob | None) -> list[RuleRow]:
     ]
     if job is not None:
         for row in rows:
-            row.current = row.rule == job.rule
+            # Asking for the settlement file is what "has data" leads to
+            # once the orders are reconciled.
+            rule = Rule.HAS_DATA if job.rule == Rule.NO_SETTLEMENT else job.rule
+            row.current = row.rule == rule
     return rows
 
 

@@ -76,7 +76,7 @@ def scorecard_as_api(card: Scorecard) -> dict:
         ),
         "totals": card.totals,
         **{name: card.dimension(name) for name in DIMENSIONS},
-        "exceptions": card.exceptions,
+        "exceptions": card.exceptions + card.settlement_exceptions,
         "exception_count": card.summary.exception_count if card.verified else 0,
         "decision": (
             {
@@ -84,6 +84,8 @@ def scorecard_as_api(card: Scorecard) -> dict:
                 "note": card.decision.note,
                 "decided_by": card.decision.decided_by.username,
                 "recognised_amount": card.decision.recognised_amount,
+                "settled_amount": card.decision.settled_amount,
+                "unsettled_amount": card.decision.unsettled_amount,
                 "held_back_rows": card.decision.held_back_rows,
                 "verified_amount": card.decision.verified_amount,
                 "verified_orders": card.decision.verified_orders,
@@ -96,6 +98,7 @@ def scorecard_as_api(card: Scorecard) -> dict:
             if card.decision
             else None
         ),
+        "settlement": card.settlement if card.verified else None,
         "next_job": (
             {
                 "job_type": card.next_job.job_type,

@@ -297,8 +297,10 @@ def _refresh_planner_statistics(written: int) -> None:
 
 def _recompute_revenue(project: Project, cause: dict) -> None:
     from reconciliation.services.revenue import recompute_summary
+    from reconciliation.services.settlement.matching import after_book_change
 
     recompute_summary(project=project, cause=cause)
+    after_book_change(project=project)
 
 
 def _book_request(project: Project):

@@ -40,6 +40,7 @@ from reconciliation.models import (
     DataRequest,
     OrderRow,
     ReconciliationImport,
+    SettlementImport,
     Upload,
 )
 from reconciliation.selectors.sync import is_source_request
@@ -54,6 +55,7 @@ from reconciliation.services.columns import (
 )
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
+from reconciliation.services.settlement.matching import after_book_change
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +325,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
                 versions=versions,
                 actor=creator,
             )
+            after_book_change(project=project)
             _record_import(
                 reconciliation_import, data_request, creator, base, book_step, book_summary.totals
             )
@@ -481,6 +484,7 @@ def import_stalled_uploads(*, now=None) -> list[str]:
         Upload.objects.filter(
             schema_status=Upload.SchemaStatus.ACCEPTED,
             reconciliation_import__isnull=True,
+            settlement_import__isnull=True,
             created_at__lt=now - timedelta(minutes=settings.IMPORT_STALL_MINUTES),
         )
         .order_by("created_at")
@@ -496,10 +500,12 @@ def import_stalled_uploads(*, now=None) -> list[str]:
     return done
 
 
-def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:
+def import_upload(*, upload_id, actor=None) -> ReconciliationImport | SettlementImport | None:
     """The import of `upload_id`, created on first call. Returns None when
     the upload no longer exists (a queued task outliving its upload)."""
     existing = ReconciliationImport.objects.filter(upload_id=upload_id).first()
+    if existing is None:
+        existing = SettlementImport.objects.filter(upload_id=upload_id).first()
     if existing is not None:
         return existing
     upload = Upload.objects.filter(pk=upload_id).select_related("data_request").first()
@@ -512,6 +518,8 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:
             _("檔案 %(name)s 尚未通過欄位驗證（%(status)s），不能對帳。")
             % {"name": upload.original_name, "status": upload.get_schema_status_display()},
         )
+    if upload.data_request.kind == DataRequest.Kind.SETTLEMENT:
+        return _import_settlement(upload, actor)
     from reconciliation.services.uploads import load_accepted_frame
 
     started = time.perf_counter()
@@ -525,6 +533,14 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | None:
     if hasattr(result, "timings"):
         result.timings = {"load": loaded, **result.timings}
     return result
+
+
+def _import_settlement(upload: Upload, actor) -> SettlementImport:
+    from reconciliation.services.settlement.matching import import_settlement
+    from reconciliation.services.uploads import load_settlement_frame
+
+    frame = load_settlement_frame(upload)
+    return import_settlement(upload=upload, frame=frame, layout=upload.layout, actor=actor)
 
 
 def import_for_request(*, data_request_id, actor) -> ReconciliationImport:

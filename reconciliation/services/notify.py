@@ -100,12 +100,21 @@ def schema_columns_text() -> str:
     return "、".join(schema.COLUMN_NAMES)
 
 
+def _required_columns(data_request: DataRequest) -> list[str]:
+    """The columns the request asks for: its own schema (an order export's
+    or a settlement file's required ones)."""
+    if data_request.kind == DataRequest.Kind.SETTLEMENT:
+        return list(schema.SETTLEMENT_REQUIRED)
+    return list(schema.COLUMN_NAMES)
+
+
 def request_links(data_request: DataRequest) -> dict[str, str]:
+    kind = "?kind=settlement" if data_request.kind == DataRequest.Kind.SETTLEMENT else ""
     return {
         "request_url": absolute(reverse("request-detail", args=[data_request.pk])),
         "upload_url": absolute(reverse("upload-page", args=[data_request.pk])),
-        "template_url": absolute(reverse("template-download", args=["xlsx"])),
-        "template_csv_url": absolute(reverse("template-download", args=["csv"])),
+        "template_url": absolute(reverse("template-download", args=["xlsx"]) + kind),
+        "template_csv_url": absolute(reverse("template-download", args=["csv"]) + kind),
         "evidence_url": absolute(reverse("evidence")),
         "scorecard_url": absolute(reverse("scorecard")),
     }
@@ -133,7 +142,7 @@ def request_params(data_request: DataRequest, **extra) -> dict:
         "louis": str(louis),
         "wade": str(wade),
         "huber": str(huber) if huber else "",
-        "columns": list(schema.COLUMN_NAMES),
+        "columns": _required_columns(data_request),
         "missing_fields": list(data_request.missing_fields or []),
         "program_amount": settings.TRAINING_PROGRAM_AMOUNT,
         **request_links(data_request),
@@ -157,7 +166,9 @@ def sync_request_created(data_request: DataRequest) -> list[Notification]:
     template; Louis the summary; Huber the training-order evidence ask."""
     louis, wade, huber = people(data_request)
     params = request_params(data_request, note=data_request.audit_note)
-    payload = _payload(data_request, request_links(data_request), required_schema=schema.as_api())
+    payload = _payload(
+        data_request, request_links(data_request), required_schema=data_request.required_schema
+    )
     written = queue_message(
         recipient=wade,
         kind=Notification.Kind.REQUEST_CREATED,

@@ -56,10 +56,22 @@ def create_data_request(
     period_end: date | None = None,
     due_at: datetime | None = None,
     audit_note: str = "",
+    kind: str = DataRequest.Kind.ORDERS,
 ) -> DataRequest:
     """Create a P0 data request and, in the same transaction, its audit event
-    and the people-sync notifications."""
+    and the people-sync notifications. `kind`: the order export (default) or
+    the payment provider's settlement file, each with its own schema and
+    default dataset."""
     now = timezone.now()
+    kind = kind or DataRequest.Kind.ORDERS
+    if kind not in DataRequest.Kind.values:
+        raise InvalidInput(
+            "invalid_kind", _("kind 只能是 orders（訂單付款匯出）或 settlement（金流撥款檔）。")
+        )
+    settlement = kind == DataRequest.Kind.SETTLEMENT
+    requested_dataset = (
+        requested_dataset or (schema.DEFAULT_SETTLEMENT_DATASET if settlement else DEFAULT_DATASET)
+    ).strip()
     project = project or default_project()
     owner = resolve_data_owner(project, data_owner_username)
     period_start = check_date(period_start or DEFAULT_PERIOD[0], "period_start")
@@ -80,13 +92,14 @@ def create_data_request(
         with transaction.atomic():
             data_request = DataRequest.objects.create(
                 project=project,
-                requested_dataset=(requested_dataset or DEFAULT_DATASET).strip(),
+                requested_dataset=requested_dataset,
+                kind=kind,
                 period_start=period_start,
                 period_end=period_end,
                 data_owner_profile=owner,
                 requested_by_profile=requester,
                 due_at=due_at,
-                required_schema=schema.as_api(),
+                required_schema=schema.settlement_as_api() if settlement else schema.as_api(),
                 audit_note=audit_note,
             )
             record_audit(
@@ -100,9 +113,7 @@ def create_data_request(
             sync_request_created(data_request)
     except IntegrityError as exc:
         existing = (
-            DataRequest.objects.filter(
-                project=project, requested_dataset=(requested_dataset or DEFAULT_DATASET).strip()
-            )
+            DataRequest.objects.filter(project=project, requested_dataset=requested_dataset)
             .exclude(status=DataRequest.Status.CLOSED)
             .first()
         )

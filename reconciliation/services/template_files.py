@@ -82,3 +82,74 @@ def template_csv() -> bytes:
     writer.writerow([EXAMPLE_ROW[name] for name in schema.COLUMN_NAMES])
     # BOM so Excel on Windows opens it as UTF-8.
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+SETTLEMENT_EXAMPLE_ROWS = (
+    {
+        "payment_ref": "PAY-88231",
+        "gross_amount": 28000,
+        "txn_date": "2026-05-12 20:15",
+        "provider_txn_id": "ECP-0001",
+        "txn_type": "charge",
+        "fee_amount": 770,
+        "net_amount": 27230,
+        "settlement_date": "2026-05-15",
+        "payout_id": "PO-20260515",
+        "settlement_status": "settled",
+        "provider": "ECPay",
+    },
+    {
+        "payment_ref": "PAY-88231",
+        "gross_amount": -8000,
+        "txn_date": "2026-05-18 11:00",
+        "provider_txn_id": "ECP-0002",
+        "txn_type": "refund",
+        "fee_amount": 0,
+        "net_amount": -8000,
+        "settlement_date": "2026-05-19",
+        "payout_id": "PO-20260519",
+        "settlement_status": "settled",
+        "provider": "ECPay",
+    },
+)
+
+
+def settlement_template_xlsx() -> bytes:
+    """The settlement file's template: the canonical names, two example
+    lines (a charge and a partial refund) and the column guide."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "settlement"
+    sheet.append(list(schema.SETTLEMENT_COLUMN_NAMES))
+    for row in SETTLEMENT_EXAMPLE_ROWS:
+        sheet.append([row[name] for name in schema.SETTLEMENT_COLUMN_NAMES])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="EEF2F7")
+    sheet.freeze_panes = "A2"
+    guide = workbook.create_sheet("說明 guide")
+    guide.append(["欄位 column", "中文名稱", "必填 required", "說明", "Description"])
+    for cell in guide[1]:
+        cell.font = Font(bold=True)
+    for column in schema.SETTLEMENT_COLUMNS:
+        guide.append(
+            [
+                column.name,
+                column.label_zh,
+                "是 yes" if column.required else "否 no",
+                column.help_zh,
+                column.help_en,
+            ]
+        )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def settlement_template_csv() -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(schema.SETTLEMENT_COLUMN_NAMES)
+    for row in SETTLEMENT_EXAMPLE_ROWS:
+        writer.writerow([row[name] for name in schema.SETTLEMENT_COLUMN_NAMES])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")

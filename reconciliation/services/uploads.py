@@ -60,6 +60,7 @@ from reconciliation.services.lifecycle import Event
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.reports import report_paths, write_reports
+from reconciliation.settlement_validation import validate_settlement_file
 from reconciliation.validation import ValidationResult, validate_file
 
 logger = logging.getLogger(__name__)
@@ -295,6 +296,14 @@ def _size_text(size: int) -> str:
 # --- Validating and recording the result ----------------------------------------------
 
 
+def validate_for(data_request: DataRequest, path: Path) -> ValidationResult:
+    """The validator of the request's kind: the order export's or the
+    settlement file's."""
+    if data_request.kind == DataRequest.Kind.SETTLEMENT:
+        return validate_settlement_file(path)
+    return validate_file(path, period=(data_request.period_start, data_request.period_end))
+
+
 def finish_upload(*, upload: Upload) -> Upload:
     """Validate the kept bytes and record the result once. Safe to call
     again for an upload left pending (e.g. the process died mid-way)."""
@@ -302,7 +311,7 @@ def finish_upload(*, upload: Upload) -> Upload:
     path = kept_path(upload)
     if path is None or not path.exists():
         raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
-    result = validate_file(path, period=(data_request.period_start, data_request.period_end))
+    result = validate_for(data_request, path)
     report = ""
     if result.file_errors or result.row_error_count or result.warnings:
         report = write_reports(
@@ -318,6 +327,7 @@ def finish_upload(*, upload: Upload) -> Upload:
         ).update(
             schema_status=status,
             detected_kind=result.kind,
+            layout=result.layout,
             missing_fields=result.missing_fields,
             file_errors=result.file_errors,
             row_errors=row_errors,
@@ -569,6 +579,32 @@ def load_accepted_frame(upload: Upload, *, arrow_text: bool = False) -> pd.DataF
             )
         frame = result.frame
     return _as_contract(frame, arrow_text=arrow_text)
+
+
+def load_settlement_frame(upload: Upload) -> pd.DataFrame:
+    """The accepted frame of a settlement upload (settlement_validation's
+    contract): the cached frame, else the kept bytes validated again."""
+    if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
+        raise InvalidInput(
+            "upload_not_accepted",
+            _("檔案 %(name)s 沒有通過欄位驗證，不能匯入。") % {"name": upload.original_name},
+        )
+    cache = normalised_cache_path(upload.pk)
+    if cache.exists():
+        try:
+            return pd.read_parquet(cache)
+        except (OSError, ValueError) as exc:
+            logger.warning("normalised cache of upload %s unreadable: %s", upload.pk, exc)
+    path = kept_path(upload)
+    if path is None or not path.exists():
+        raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
+    result = validate_settlement_file(path)
+    if not result.accepted:
+        raise InvalidInput(
+            "upload_not_accepted",
+            _("檔案 %(name)s 重新驗證沒有通過。") % {"name": upload.original_name},
+        )
+    return result.frame
 
 
 def _arrow_strings(arrow_type):

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import OrderEvidence, OrderRow
+from reconciliation.models import OrderEvidence, OrderRow, OrderSettlement
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import evidence as queue
 from reconciliation.services import evidence as evidence_service
@@ -250,6 +250,7 @@ def evidence_queue(request):
                 (queue.ALL_TAGS, _("全部")),
             ],
             "classifications": OrderRow.Classification.choices,
+            "settlement_states": OrderSettlement.State.choices,
             "payment_statuses": [
                 ("paid", _("已付款")),
                 ("pending", _("待付款")),

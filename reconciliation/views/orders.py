@@ -14,6 +14,7 @@ from reconciliation.selectors import evidence as queue
 from reconciliation.selectors.orders import order_detail
 from reconciliation.services.revenue import ExceptionCode
 from reconciliation.views.common import permission_required
+from reconciliation.views.settlement import settlement_context
 
 CHANGE_LABELS = {
     "new": gettext_lazy("新訂單"),
@@ -42,5 +43,6 @@ def order_page(request, order_id):
             "tag_labels": dict(OrderEvidence.Tag.choices),
             "class_labels": dict(OrderRow.Classification.choices),
             "exception_label": dict(ExceptionCode.choices).get(detail.row.exception_code, ""),
+            **settlement_context(detail.order),
         },
     )

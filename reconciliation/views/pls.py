@@ -71,6 +71,7 @@ RULE_LABELS = {
     Rule.HAS_REPO: gettext_lazy("有 repo/API"),
     Rule.NO_PACK: gettext_lazy("尚無任何對帳成果"),
     Rule.HAS_SOURCE: gettext_lazy("已接 Kolable API 同步"),
+    Rule.NO_SETTLEMENT: gettext_lazy("有訂單、沒有金流撥款檔"),
 }
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
 from reconciliation.forms import CloseRequestForm, DataRequestForm, ExtendDueForm
-from reconciliation.models import AuditEvent, DataRequest
+from reconciliation.models import DEFAULT_DATASET, AuditEvent, DataRequest
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import board_requests, request_detail
 from reconciliation.selectors.requests import messages_for, status_counts
@@ -21,7 +21,12 @@ from reconciliation.services.requests import (
     default_project,
     extend_due,
 )
-from reconciliation.services.template_files import template_csv, template_xlsx
+from reconciliation.services.template_files import (
+    settlement_template_csv,
+    settlement_template_xlsx,
+    template_csv,
+    template_xlsx,
+)
 from reconciliation.views.common import permission_required
 
 
@@ -61,11 +66,17 @@ def request_create(request):
                 requested_by=request.user,
                 project=project,
                 data_owner_username=data["data_owner"],
-                requested_dataset=data["requested_dataset"],
+                # The order export's default name on a settlement request
+                # becomes the settlement file's default name.
+                requested_dataset=None
+                if data["kind"] == DataRequest.Kind.SETTLEMENT
+                and data["requested_dataset"] == DEFAULT_DATASET
+                else data["requested_dataset"],
                 period_start=data["period_start"],
                 period_end=data["period_end"],
                 due_at=data["due_at"],
                 audit_note=data["audit_note"],
+                kind=data["kind"] or DataRequest.Kind.ORDERS,
             )
         except DomainError as exc:
             # The service checks the due time as it does for the API.
@@ -162,14 +173,19 @@ def request_extend(request, pk):
 
 @permission_required(Action.VIEW_DASHBOARD)
 def template_download(request, fmt):
+    settlement = request.GET.get("kind") == "settlement"
     if fmt == "xlsx":
         response = HttpResponse(
-            template_xlsx(),
+            settlement_template_xlsx() if settlement else template_xlsx(),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
     elif fmt == "csv":
-        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(
+            settlement_template_csv() if settlement else template_csv(),
+            content_type="text/csv; charset=utf-8",
+        )
     else:
         raise Http404
-    response["Content-Disposition"] = f'attachment; filename="kolable-orders-template.{fmt}"'
+    name = "settlement" if settlement else "orders"
+    response["Content-Disposition"] = f'attachment; filename="kolable-{name}-template.{fmt}"'
     return response

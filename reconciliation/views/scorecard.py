@@ -169,6 +169,24 @@ def export_number(metric: str, value):
     return value
 
 
+def _settlement_rows(settlement: dict | None) -> list[list]:
+    """The settled rung in the overview; before any settlement file one row
+    says it is missing (and no 實收 figure appears)."""
+    if settlement is None:
+        return [[_("金流撥款檔"), _("尚未收到：不顯示實收")]]
+    return [
+        [_("實收（已撥款淨額，NT$）"), export_number("amount", settlement["collected"])],
+        [_("已撥款總額（NT$）"), export_number("amount", settlement["settled_gross"])],
+        [_("金流手續費（NT$）"), export_number("amount", settlement["fees"])],
+        [_("已撥款淨額（NT$）"), export_number("amount", settlement["settled_net"])],
+        [_("已付款未撥款（NT$）"), export_number("amount", settlement["paid_unsettled_amount"])],
+        [_("等待撥款訂單"), settlement["expected_count"]],
+        [_("逾期未撥款訂單"), settlement["missing_count"]],
+        [_("找不到訂單的撥款明細"), settlement["orphan_count"]],
+        [_("撥款金額不符訂單"), settlement["mismatch_count"]],
+    ]
+
+
 def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
     """(sheet name, header, rows) for every table of the scorecard."""
     metrics_header = [
@@ -192,6 +210,7 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
                 [_("重複列"), imported.duplicate_count],
                 *[[metrics_header[i], export_number(m, totals[m])] for i, m in enumerate(METRICS)],
                 [_("例外筆數"), card.summary.exception_count],
+                *_settlement_rows(card.settlement),
             ],
         )
     ]

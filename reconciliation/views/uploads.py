@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from reconciliation import schema
 from reconciliation.api.uploads import report_response
 from reconciliation.errors import DomainError
-from reconciliation.models import DataRequest, ReconciliationImport, Upload
+from reconciliation.models import DataRequest, ReconciliationImport, SettlementImport, Upload
 from reconciliation.permissions import Action
 from reconciliation.services.uploads import (
     max_upload_bytes,
@@ -24,6 +24,14 @@ from reconciliation.services.uploads import (
     too_large,
 )
 from reconciliation.views.common import permission_required
+
+# The settlement layouts as the upload page names them.
+LAYOUT_LABELS = {
+    "ecpay": _("綠界 ECPay 信用卡撥款對帳檔"),
+    "stripe": _("Stripe 撥款明細（itemised payout reconciliation）"),
+    "newebpay": _("藍新 NewebPay 交易明細"),
+    "canonical": _("標準欄位（範本）"),
+}
 
 
 class UploadForm(forms.Form):
@@ -70,14 +78,23 @@ def _upload_context(request, data_request: DataRequest, **extra) -> dict:
         if result is not None and result.schema_status == Upload.SchemaStatus.ACCEPTED
         else None
     )
+    settlement = data_request.kind == DataRequest.Kind.SETTLEMENT
+    settlement_import = (
+        SettlementImport.objects.filter(upload=result).first()
+        if settlement and result is not None
+        else None
+    )
     return {
         "req": data_request,
+        "settlement": settlement,
+        "settlement_import": settlement_import,
+        "layout_label": LAYOUT_LABELS.get(result.layout, "") if result is not None else "",
         "form": extra.pop("form", None) or UploadForm(),
         "result": result,
         "result_import": result_import,
         "duplicate": request.GET.get("duplicate") == "1",
         "uploads": uploads,
-        "columns": schema.COLUMNS,
+        "columns": schema.SETTLEMENT_COLUMNS if settlement else schema.COLUMNS,
         "max_mb": max_upload_bytes() // 1_048_576,
         "max_bytes": max_upload_bytes(),
         "retention_days": settings.UPLOAD_RETENTION_DAYS,

@@ -57,6 +57,15 @@ def export_rows():
     return rows
 
 
+SETTLEMENT_FILE = (
+    "訂單編號,授權單號,交易日期,請款日期,交易金額,手續費,撥款金額\r\n"
+    '="PAY-KO-130",="T130",2026/05/13 20:00:00,20260516,28000,770,27230\r\n'
+    '="PAY-KO-121",="T121",2026/05/12 21:00:00,20260515,1990,55,1935\r\n'
+    '="PAY-KO-140",="T140",2026/05/14 20:00:00,20260517,26000,715,25285\r\n'
+    '="PAY-KO-999",="T999",2026/05/14 21:00:00,20260517,1990,55,1935\r\n'
+).encode("cp950")
+
+
 def upload(data_request, wade, content: bytes, name: str):
     return receive_upload(
         data_request=data_request,
@@ -77,7 +86,16 @@ def walk(louis, wade, huber):
     overdue = create_data_request(requested_by=louis, requested_dataset="2026-05 退款明細")
     DataRequest.objects.filter(pk=overdue.pk).update(due_at=timezone.now() - timedelta(hours=3))
     escalate_overdue_requests()
-    return {"accepted": accepted, "overdue": overdue, "failed": failed}
+    settlement = create_data_request(requested_by=louis, kind=DataRequest.Kind.SETTLEMENT)
+    settled = upload(settlement, wade, SETTLEMENT_FILE, "ecpay-funding-0515.csv")
+    import_upload(upload_id=settled.pk, actor=wade)
+    return {
+        "accepted": accepted,
+        "overdue": overdue,
+        "failed": failed,
+        "settlement": settlement,
+        "settled": settled,
+    }
 
 
 def pages(walk):
@@ -102,6 +120,13 @@ def pages(walk):
         ("sources-empty", "louis", "/sources/"),
         ("live", "louis", "/live/"),
         ("live-stream", "louis", "/live/streams/LIVE-0512/"),
+        (
+            "settlement-upload",
+            "wade",
+            f"/requests/{walk['settlement'].pk}/upload/?result={walk['settled'].pk}",
+        ),
+        ("settlement-orphans", "huber", "/settlement/orphans/"),
+        ("order-settled", "huber", "/orders/KO-140/"),
     ]
 
 

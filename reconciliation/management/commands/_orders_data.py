@@ -93,7 +93,11 @@ def synthetic_frame(
 def _open_request(project: Project) -> DataRequest:
     """The project's open orders request, else a new one through the real
     service (as Louis would make it)."""
-    existing = project.data_requests.exclude(status=DataRequest.Status.CLOSED).first()
+    existing = (
+        project.data_requests.filter(kind=DataRequest.Kind.ORDERS)
+        .exclude(status=DataRequest.Status.CLOSED)
+        .first()
+    )
     if existing is not None:
         return existing
     louis = project.owner_profile or project.data_owner_profile

@@ -30,6 +30,9 @@ Options other engineers may want for their own benchmarks:
     --bad-rows N           rows per file broken on purpose (bad date, negative
                            amount, unknown status, a test card number) to time
                            the error path (default 0)
+    --settlement L[,L…]    settlement files for the XLSX's orders, one per
+                           layout (default ecpay,stripe,newebpay,canonical;
+                           "" = none): settlement-<layout>-<rows>.csv
     --force                rewrite even when the manifest says up to date
 """
 
@@ -191,6 +194,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _settlement_entry(path: Path, lines: pd.DataFrame, layout: str) -> dict:
+    return {
+        "params": {"layout": layout},
+        "path": str(path),
+        "size": path.stat().st_size,
+        "sha256": _sha256(path),
+        "lines": len(lines),
+    }
+
+
 class Command(BaseCommand):
     help = (
         "Write realistic order/payment exports (28,000-row XLSX, 200,000- and 1,000,000-row "
@@ -205,6 +218,7 @@ class Command(BaseCommand):
         parser.add_argument("--training-share", type=float, default=0.8)
         parser.add_argument("--raw-key-share", type=float, default=0.01)
         parser.add_argument("--bad-rows", type=int, default=0)
+        parser.add_argument("--settlement", default="ecpay,stripe,newebpay,canonical")
         parser.add_argument("--force", action="store_true")
 
     def handle(self, *args, **options):
@@ -228,6 +242,8 @@ class Command(BaseCommand):
             "bad_rows": options["bad_rows"],
         }
         files = {}
+        # Kept apart: the benchmarks read "files" as order exports.
+        settlement = {}
         for kind, rows in plan:
             suffix = "-bad" if options["bad_rows"] else ""
             name = f"orders-{rows}{suffix}.{kind}"
@@ -254,6 +270,7 @@ class Command(BaseCommand):
             )
             if kind == "xlsx":
                 write_xlsx(frame, path)
+                settlement.update(self.settlement_files(frame, out, rows, options))
             else:
                 write_csv(frame, path, bom=rows < 1_000_000)
             files[name] = {
@@ -267,5 +284,27 @@ class Command(BaseCommand):
                 f"{name}: {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB "
                 f"in {time.perf_counter() - started:.1f} s"
             )
-        manifest = {"files": {**manifest.get("files", {}), **files}}
+        manifest = {
+            "files": {**manifest.get("files", {}), **files},
+            "settlement_files": {**manifest.get("settlement_files", {}), **settlement},
+        }
         manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+    def settlement_files(self, frame: pd.DataFrame, out: Path, rows: int, options) -> dict:
+        """The payment providers' settlement files for these orders."""
+        from reconciliation.management.commands._settlement_data import WRITERS, make_settlement
+
+        layouts = [name.strip() for name in options["settlement"].split(",") if name.strip()]
+        unknown = set(layouts) - set(WRITERS)
+        if unknown:
+            raise CommandError(f"--settlement: unknown layouts {sorted(unknown)}")
+        if not layouts:
+            return {}
+        lines = make_settlement(frame, seed=options["seed"])
+        files = {}
+        for layout in layouts:
+            path = out / f"settlement-{layout}-{rows}.csv"
+            WRITERS[layout](lines, path)
+            files[path.name] = _settlement_entry(path, lines, layout)
+            self.stdout.write(f"{path.name}: {len(lines):,} settlement lines")
+        return files

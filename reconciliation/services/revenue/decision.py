@@ -160,7 +160,12 @@ def record_revenue_decision(
         )
         paid_orders = int(book_summary.totals.get("paid_orders", 0))
         held_rows = int(book_summary.totals.get("held_orders", 0))
+        from reconciliation.selectors.settlement import recognised_split
+
+        settled, unsettled = recognised_split(project, paid_amount if approve else None)
         made = RevenueDecision.objects.create(
+            settled_amount=settled,
+            unsettled_amount=unsettled,
             reconciliation_import=book_summary.as_of_import,
             project=project,
             book_version=book_summary.version,
@@ -189,6 +194,12 @@ def record_revenue_decision(
                         if held_rows
                         else ""
                     )
+                    + (
+                        gettext("；其中金流已撥款 NT$%(settled)s、尚未撥款 NT$%(unsettled)s")
+                        % {"settled": f"{settled:,.0f}", "unsettled": f"{unsettled:,.0f}"}
+                        if settled is not None
+                        else gettext("；尚無金流撥款檔，無法確認已撥款的部分")
+                    )
                 )
                 if approve
                 else gettext("%(actor)s 暫停認列營收") % {"actor": actor}
@@ -200,6 +211,8 @@ def record_revenue_decision(
             recognised_amount=str(paid_amount) if approve else None,
             verified_orders=paid_orders,
             held_back_rows=held_rows,
+            settled_amount=str(settled) if settled is not None else None,
+            unsettled_amount=str(unsettled) if unsettled is not None else None,
             note=note,
         )
     return made
