@@ -99,6 +99,14 @@ class Migration(migrations.Migration):
                 ("buyers", models.IntegerField(default=0)),
                 ("returning_buyers", models.IntegerField(default=0)),
                 ("discount_orders", models.IntegerField(default=0)),
+                (
+                    "settled_net",
+                    models.DecimalField(decimal_places=2, max_digits=16, null=True),
+                ),
+                (
+                    "refund_settled",
+                    models.DecimalField(decimal_places=2, max_digits=16, null=True),
+                ),
                 ("first_order_at", models.DateTimeField(null=True)),
                 ("last_order_at", models.DateTimeField(null=True)),
                 ("by_hour", models.JSONField(default=list)),

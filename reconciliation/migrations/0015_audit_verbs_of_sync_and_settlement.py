@@ -4,15 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reconciliation', '0014_settlement_files'),
+        ("reconciliation", "0014_settlement_files"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='verb',
-            field=models.CharField(choices=[('request.created', '建立資料請求'), ('request.closed', '結案'), ('request.extended', '延長期限'), ('request.escalated', '逾期升級'), ('request.reminded', '逾期提醒'), ('upload.received', '收到檔案'), ('upload.accepted', '檔案驗收'), ('upload.schema_failed', '欄位不符'), ('import.done', '完成對帳匯入'), ('settlement.imported', '完成撥款對帳'), ('settlement.matched', '人工對上撥款明細'), ('settlement.unmatched', '取消人工撥款對帳'), ('evidence.tagged', '標記佐證'), ('revenue.decided', '營收認列決定'), ('dispatch.decided', 'PLS 派工'), ('claim.verified', '驗證成果連結'), ('claim.refused', '拒絕未驗證成果'), ('project.context', '更新專案脈絡'), ('auth.login_failed', '登入失敗'), ('source.configured', '設定同步來源'), ('sync.finished', '同步結束')], max_length=40),
+            model_name="auditevent",
+            name="verb",
+            field=models.CharField(
+                choices=[
+                    ("request.created", "建立資料請求"),
+                    ("request.closed", "結案"),
+                    ("request.extended", "延長期限"),
+                    ("request.escalated", "逾期升級"),
+                    ("request.reminded", "逾期提醒"),
+                    ("upload.received", "收到檔案"),
+                    ("upload.accepted", "檔案驗收"),
+                    ("upload.schema_failed", "欄位不符"),
+                    ("import.done", "完成對帳匯入"),
+                    ("settlement.imported", "完成撥款對帳"),
+                    ("settlement.matched", "人工對上撥款明細"),
+                    ("settlement.unmatched", "取消人工撥款對帳"),
+                    ("evidence.tagged", "標記佐證"),
+                    ("revenue.decided", "營收認列決定"),
+                    ("dispatch.decided", "PLS 派工"),
+                    ("claim.verified", "驗證成果連結"),
+                    ("claim.refused", "拒絕未驗證成果"),
+                    ("project.context", "更新專案脈絡"),
+                    ("auth.login_failed", "登入失敗"),
+                    ("source.configured", "設定同步來源"),
+                    ("sync.finished", "同步結束"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

@@ -27,6 +27,10 @@ class LiveStreamFigures(models.Model):
     buyers = models.IntegerField(default=0)
     returning_buyers = models.IntegerField(default=0)
     discount_orders = models.IntegerField(default=0)
+    # What the payment provider paid out for the stream's orders (settled
+    # net, and refunds settled back); null while no settlement file exists.
+    settled_net = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    refund_settled = models.DecimalField(max_digits=16, decimal_places=2, null=True)
     first_order_at = models.DateTimeField(null=True)
     last_order_at = models.DateTimeField(null=True)
     # Orders per hour (0..23, Asia/Taipei) of the stream day.

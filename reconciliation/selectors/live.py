@@ -19,6 +19,7 @@ from reconciliation.models import (
     LiveBookTotals,
     LiveStreamFigures,
     Project,
+    SettlementImport,
     StreamViewers,
 )
 from reconciliation.selectors.evidence import ALL_PROGRAMS, ALL_TAGS, ANY_DISCOUNT_CODE
@@ -72,11 +73,16 @@ SUMMED_KEYS = (
 )
 
 
-def settled_net(project: Project, source_events: list[str]) -> dict[str, float] | None:
-    """The settled net (實收) of each stream's orders, or None while the book
-    has no settlement data — then every page says the settlement file is
-    missing instead of showing a figure."""
-    return None
+def settled_net(project: Project, figures_rows) -> dict[str, float] | None:
+    """What the provider settled (net) for each stream's orders, from the
+    stored figures; None while the project has no settlement file — then
+    every page says the settlement file is missing instead of a figure."""
+    if not SettlementImport.objects.filter(project=project).exists():
+        return None
+    return {
+        f.source_event: None if f.settled_net is None else float(f.settled_net)
+        for f in figures_rows
+    }
 
 
 def _ratio(numerator, denominator):
@@ -177,7 +183,7 @@ def _rows(project: Project, figures_rows) -> list[StreamRow]:
         v.source_event: v
         for v in StreamViewers.objects.filter(project=project, source_event__in=names)
     }
-    settled = settled_net(project, names)
+    settled = settled_net(project, figures_rows)
     return [
         StreamRow(
             source_event=f.source_event,
@@ -278,7 +284,7 @@ def dashboard(project: Project | None, *, sort: str = "gmv", descending: bool = 
         stored.book_version,
         sort,
         descending,
-        settled_net(project, [r.source_event for r in rows]) is None,
+        not SettlementImport.objects.filter(project=project).exists(),
         behind=stored.behind_since is not None,
     )
 

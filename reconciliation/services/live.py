@@ -40,8 +40,10 @@ from reconciliation.models import (
     LiveBookTotals,
     LiveStreamFigures,
     Order,
+    OrderSettlement,
     OrderTag,
     Project,
+    SettlementImport,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ def book_figures(project: Project) -> tuple[list[dict], dict]:
     buyers less its first-time buyers."""
     groups = _order_groups(project)
     buyers = _buyer_groups(project)
+    settled = _settled_by_stream(project)
     status = groups["payment_status"]
     for name, mask in (
         ("paid", status == "paid"),
@@ -171,6 +174,7 @@ def book_figures(project: Project) -> tuple[list[dict], dict]:
                 "buyers": count,
                 "returning_buyers": count - first,
                 "discount_orders": int(part["coded_orders"].sum()),
+                **_settled_of(settled, name),
                 "first_order_at": _stamp(part["first_at"].min()),
                 "last_order_at": _stamp(part["last_at"].max()),
                 "by_hour": hours.tolist(),
@@ -194,7 +198,42 @@ def book_figures(project: Project) -> tuple[list[dict], dict]:
         # Buyers who bought in more than one stream.
         "returning_buyers": int(buyers["multi_buyers"].sum()),
     }
+    if settled is not None:
+        totals["settled_net"] = _money(settled["settled_net"].sum())
+        totals["refund_settled"] = _money(settled["refund_settled"].sum())
     return rows, totals
+
+
+def _settled_by_stream(project: Project) -> pd.DataFrame | None:
+    """Per stream, what the provider settled for its orders (the orders'
+    settlement results); None before any settlement file: no figure then."""
+    if not SettlementImport.objects.filter(project=project).exists():
+        return None
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT o.{quote('source_event')}, SUM(s.{quote('settled_net')}), "  # noqa: S608
+        f"SUM(s.{quote('refund_settled')}) FROM {quote(Order._meta.db_table)} o "
+        f"JOIN {quote(OrderSettlement._meta.db_table)} s ON s.{quote('order_id')} = o.{quote('id')} "
+        f"WHERE o.{quote('project_id')} = %s GROUP BY o.{quote('source_event')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [db_value(Order, "project", project.pk)])
+        frame = pd.DataFrame.from_records(
+            cursor.fetchall(), columns=["source_event", "settled_net", "refund_settled"]
+        )
+    return frame.set_index("source_event").astype(np.float64)
+
+
+def _settled_of(settled: pd.DataFrame | None, source_event: str) -> dict:
+    if settled is None:
+        return {"settled_net": None, "refund_settled": None}
+    if source_event not in settled.index:
+        return {"settled_net": 0.0, "refund_settled": 0.0}
+    row = settled.loc[source_event]
+    return {
+        "settled_net": _money(row["settled_net"]),
+        "refund_settled": _money(row["refund_settled"]),
+    }
 
 
 def _stamp(value):
@@ -286,8 +325,9 @@ def _write(project: Project, rows: list, totals: dict, *, tags: dict, book_versi
 SWEEP_AFTER = timedelta(minutes=1)
 
 
-def after_orders_changed(*, project: Project, book_version: int) -> None:
-    """An import changed the book's orders (called inside its transaction)."""
+def after_import(*, project: Project, book_version: int) -> None:
+    """An import changed the book's orders or their settlement (called inside
+    its transaction)."""
     if settings.LIVE_FIGURES_INLINE:
         refresh_live_streams(project=project, book_version=book_version, orders_changed=True)
         return

@@ -365,3 +365,56 @@ def test_a_rewrite_that_raced_an_import_leaves_it_to_the_next_one(louis, wade, p
         live.book_figures = real
     assert LiveBookTotals.objects.get(project=project).behind_since is not None
     assert live.refresh_behind(project_id=project.pk) is True
+
+
+def test_each_streams_settled_money_follows_the_settlement_file(louis, wade, project):
+    """No figure before a settlement file; after it, each stream's settled
+    net and refunds settled back, as the provider's lines say."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from reconciliation.management.commands._orders_data import import_from_frame
+    from reconciliation.models import DataRequest
+    from reconciliation.selectors.live import dashboard
+    from reconciliation.services.imports import import_upload
+    from reconciliation.services.requests import create_data_request
+    from reconciliation.services.uploads import receive_upload
+    from tests.imp_frames import frame, order
+
+    import_from_frame(
+        frame(
+            order("S-1", amount=28000, source="LIVE-A"),
+            order("S-2", amount=28000, source="LIVE-A", customer="c2"),
+            order("S-3", "refunded", amount=12000, source="LIVE-B", customer="c3"),
+            order("S-4", amount=990, source="LIVE-B", customer="c4"),
+        )
+    )
+    before = {r.source_event: r.settled_net for r in dashboard(project).rows}
+    assert before == {"LIVE-A": None, "LIVE-B": None}
+    assert dashboard(project).settlement_missing
+
+    lines = (
+        "payment_ref,provider_txn_id,gross_amount,fee_amount,net_amount,txn_date\r\n"
+        "PAY-S-1,T1,28000,770,27230,2026-05-13\r\n"
+        "PAY-S-3,T3,12000,330,11670,2026-05-13\r\n"
+        "PAY-S-3,R3,-12000,0,-12000,2026-05-14\r\n"
+    ).encode()
+    request = create_data_request(requested_by=louis, kind=DataRequest.Kind.SETTLEMENT)
+    upload = receive_upload(
+        data_request=request,
+        uploaded_by=wade,
+        file=SimpleUploadedFile("settlement.csv", lines, content_type="text/csv"),
+        original_name="settlement.csv",
+    ).upload
+    assert upload.schema_status == "accepted", upload.file_errors
+    import_upload(upload_id=upload.pk)
+
+    board = dashboard(project)
+    assert not board.settlement_missing
+    # LIVE-A: S-1 settled 27,230 net, S-2 not yet. LIVE-B: S-3 charged and
+    # refunded (11,670 − 12,000), S-4 not yet.
+    assert {r.source_event: r.settled_net for r in board.rows} == {
+        "LIVE-A": 27230.0,
+        "LIVE-B": -330.0,
+    }
+    assert board.totals["settled_net"] == 26900.0
+    assert board.totals["refund_settled"] == 12000.0

@@ -69,9 +69,11 @@ def test_louis_hears_of_changes_after_his_decision(stub, make_source, louis):
 def test_dispatch_follows_the_source(stub, make_source, project):
     source = make_source(stub)
     _run(source)
+    # The orders come by themselves (no data request for them); what is
+    # still owed is the payment provider's settlement file.
     job = next_job(project)
-    assert (job.job_type, job.rule) == (JobType.NONE, Rule.HAS_SOURCE)
-    assert job.evidence["source_id"] == str(source.pk)
+    assert (job.job_type, job.rule) == (JobType.DATA_REQUEST, Rule.NO_SETTLEMENT)
+    assert job.evidence["request_kind"] == "settlement"
     stub.faults.fail_auth = True
     failed = _run(source, sleep=Sleeps())
     job = next_job(project)

@@ -169,7 +169,7 @@ def advance_book(
     current = _current(book_summary.project, base)
     _save_book(book_summary, base, current, as_of_import=reconciliation_import)
     book_summary.as_of_import = reconciliation_import
-    live.after_orders_changed(project=book_summary.project, book_version=book_summary.version)
+    live.after_import(project=book_summary.project, book_version=book_summary.version)
     # A sync's change reaches Louis in the run's digest, not a second message.
     if not is_source_request(reconciliation_import.data_request_id):
         _tell_louis_if_changed(

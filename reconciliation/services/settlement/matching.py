@@ -42,7 +42,7 @@ from reconciliation.models import (
     SettlementMatch,
     Upload,
 )
-from reconciliation.services import book
+from reconciliation.services import book, live
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import arrow_text, utc_naive
 from reconciliation.services.notify import absolute
@@ -329,7 +329,10 @@ def after_settlement_change(*, project, cause: dict) -> None:
     from reconciliation.services.settlement.summary import refresh_summary
 
     refresh_summary(project=project)
-    revenue.recompute_summary(project=project, cause=cause)
+    book_summary = revenue.recompute_summary(project=project, cause=cause)
+    if book_summary is not None:
+        # The streams' settled money follows (a whole rewrite, after commit).
+        live.after_import(project=project, book_version=book_summary.version)
 
 
 def after_book_change(*, project) -> None:
