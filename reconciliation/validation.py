@@ -14,7 +14,7 @@ an error are masked when the row holds a card number or payment token, and a
 customer_key is never shown at all.
 
 The accepted frame follows the contract with the import (see
-``services.uploads.load_accepted_frame``).
+``services.frames.load_accepted_frame``).
 """
 
 from dataclasses import dataclass, field

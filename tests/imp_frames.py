@@ -1,5 +1,5 @@
 """Hand-made accepted frames and uploads for the reconciliation tests: the
-shape `services.uploads.load_accepted_frame` returns."""
+shape `services.frames.load_accepted_frame` returns."""
 
 import hashlib
 import uuid
@@ -7,9 +7,9 @@ import uuid
 import pandas as pd
 
 from reconciliation.models import Upload
+from reconciliation.services.columns import CONTRACT_COLUMNS
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.requests import create_data_request
-from reconciliation.services.uploads import CONTRACT_COLUMNS
 
 COLUMNS = list(CONTRACT_COLUMNS)
 

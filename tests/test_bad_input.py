@@ -16,13 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from reconciliation.models import DataRequest, ReconciliationImport, Upload
+from reconciliation.services.frames import kept_path, normalised_cache_path
 from reconciliation.services.imports import import_stalled_uploads
-from reconciliation.services.uploads import (
-    STALE_PENDING,
-    kept_path,
-    normalised_cache_path,
-    validate_stalled_uploads,
-)
+from reconciliation.services.uploads import STALE_PENDING, validate_stalled_uploads
 from tests import upload_samples as samples
 from tests.http_stub import Answer, StubServer
 from tests.test_hostile_files import new_request, upload

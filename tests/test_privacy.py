@@ -15,9 +15,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from reconciliation import privacy
 from reconciliation.models import AuditEvent, Notification, Upload
+from reconciliation.services.frames import normalised_cache_path
 from reconciliation.services.reports import report_paths
 from reconciliation.services.requests import create_data_request
-from reconciliation.services.uploads import normalised_cache_path
 from tests import upload_samples as samples
 
 

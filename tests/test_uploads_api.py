@@ -16,13 +16,9 @@ from django_q.brokers import get_broker
 from openpyxl import load_workbook
 
 from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
+from reconciliation.services.frames import kept_path, load_accepted_frame, normalised_cache_path
 from reconciliation.services.requests import create_data_request
-from reconciliation.services.uploads import (
-    kept_path,
-    load_accepted_frame,
-    normalised_cache_path,
-    receive_upload,
-)
+from reconciliation.services.uploads import receive_upload
 from tests import upload_samples as samples
 
 pytestmark = pytest.mark.django_db

@@ -53,9 +53,10 @@ from reconciliation.services.columns import (
     utc_naive,
     with_arrow_text,
 )
+from reconciliation.services.frames import load_accepted_frame, load_settlement_frame
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.settlement.matching import after_book_change
+from reconciliation.services.settlement.matching import after_book_change, import_settlement
 
 logger = logging.getLogger(__name__)
 
@@ -520,8 +521,6 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | Settlement
         )
     if upload.data_request.kind == DataRequest.Kind.SETTLEMENT:
         return _import_settlement(upload, actor)
-    from reconciliation.services.uploads import load_accepted_frame
-
     started = time.perf_counter()
     try:
         frame = load_accepted_frame(upload, arrow_text=True)
@@ -536,9 +535,6 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | Settlement
 
 
 def _import_settlement(upload: Upload, actor) -> SettlementImport:
-    from reconciliation.services.settlement.matching import import_settlement
-    from reconciliation.services.uploads import load_settlement_frame
-
     frame = load_settlement_frame(upload)
     return import_settlement(upload=upload, frame=frame, layout=upload.layout, actor=actor)
 

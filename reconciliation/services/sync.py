@@ -47,7 +47,9 @@ from reconciliation.models import AuditEvent, SyncRun, SyncSource, Upload
 from reconciliation.secret_box import open_secret
 from reconciliation.services import sync_digest
 from reconciliation.services.audit import record_audit
-from reconciliation.services.uploads import failure_summary, receive_upload, upload_root
+from reconciliation.services.frames import upload_root
+from reconciliation.services.imports import import_upload
+from reconciliation.services.uploads import failure_summary, finish_upload, receive_upload
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +187,6 @@ def execute_run(*, run_id, sleep=None) -> SyncRun | None:
                 "invalid_data",
                 _("API 資料沒有通過欄位驗證：%(summary)s") % {"summary": failure_summary(upload)},
             )
-        from reconciliation.services.imports import import_upload
-
         reconciliation_import = import_upload(upload_id=upload.pk)
         laps.append(time.perf_counter())
         finished = _finish(
@@ -275,8 +275,6 @@ def _keep(run: SyncRun, source: SyncSource, path: Path) -> tuple[Upload, bool]:
         )
     upload = outcome.upload
     if upload.schema_status == Upload.SchemaStatus.PENDING:
-        from reconciliation.services.uploads import finish_upload
-
         upload = finish_upload(upload=upload)
     SyncRun.objects.filter(pk=run.pk).update(upload=upload)
     return upload, outcome.is_duplicate

@@ -41,9 +41,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -53,9 +50,14 @@ from django.utils.translation import gettext as _
 from reconciliation.error_codes import file_error
 from reconciliation.errors import Conflict, DomainError, InvalidInput
 from reconciliation.models import AuditEvent, DataRequest, Upload
-from reconciliation.services import columns, lifecycle
+from reconciliation.services import lifecycle
 from reconciliation.services.audit import record_audit
-from reconciliation.services.columns import CONTRACT_COLUMNS
+from reconciliation.services.frames import (
+    kept_path,
+    upload_root,
+    write_cache,
+)
+from reconciliation.services.imports import queue_import
 from reconciliation.services.lifecycle import Event
 from reconciliation.services.notify import absolute, sync_schema_failed
 from reconciliation.services.profiles import profile_for
@@ -99,22 +101,9 @@ def too_large(size: int) -> DomainError:
     )
 
 
-def upload_root() -> Path:
-    return Path(settings.UPLOAD_DIR)
-
-
-def kept_path(upload: Upload) -> Path | None:
-    """Where the upload's bytes are, None once they were discarded."""
-    return upload_root() / upload.storage_path if upload.storage_path else None
-
-
 def sync_validation_bytes() -> int:
     """Files up to this size are validated in the request; larger ones in the worker."""
     return int(float(settings.UPLOAD_SYNC_MAX_MB) * 1_048_576)
-
-
-def normalised_cache_path(upload_id) -> Path:
-    return upload_root() / "normalized" / f"{upload_id}.parquet"
 
 
 # --- Receiving ---------------------------------------------------------------------
@@ -318,7 +307,7 @@ def finish_upload(*, upload: Upload) -> Upload:
             upload_id=upload.pk, original_name=upload.original_name, result=result
         )
     if result.accepted:
-        _write_cache(upload.pk, result.frame)
+        write_cache(upload.pk, result.frame)
     status = Upload.SchemaStatus.ACCEPTED if result.accepted else Upload.SchemaStatus.SCHEMA_FAILED
     row_errors = result.row_error_dicts(limit=ROW_ERRORS_KEPT)
     with transaction.atomic():
@@ -450,8 +439,6 @@ def _on_accepted(upload: Upload) -> None:
     upload_id = upload.pk
 
     def start_import():
-        from reconciliation.services.imports import queue_import
-
         queue_import(upload_id=upload_id)
 
     transaction.on_commit(start_import)
@@ -522,107 +509,3 @@ def report_file(upload: Upload, fmt: str) -> Path | None:
     xlsx, csv = report_paths(upload.pk)
     path = xlsx if fmt == "xlsx" else csv
     return path if path.exists() else None
-
-
-# --- The import's side of the contract ------------------------------------------------
-
-
-def _write_cache(upload_id, frame: pd.DataFrame) -> None:
-    """The normalised frame next to the kept bytes, so the import does not
-    parse the file again (Parquet: typed, compact, and unlike a pickle it
-    cannot run code when read)."""
-    path = normalised_cache_path(upload_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".part")
-    try:
-        frame.to_parquet(temporary, index=False)
-        os.replace(temporary, path)
-    except (OSError, ValueError, ImportError):
-        # Only a cache: the import falls back to reading the kept bytes.
-        logger.warning("could not cache the normalised frame of upload %s", upload_id)
-        temporary.unlink(missing_ok=True)
-
-
-def load_accepted_frame(upload: Upload, *, arrow_text: bool = False) -> pd.DataFrame:
-    """One row per data row of an accepted upload, columns exactly as the
-    import expects them: row_number int64; order_id str; created_at
-    datetime64[ns, UTC]; customer_key str (64 lowercase hex); program_id
-    str; amount float64 ≥ 0, 2 decimals; payment_status str in
-    paid/pending/refunded; payment_ref, discount_code, source_event,
-    owner_note str ('' when blank). Text columns are plain Python str
-    (object dtype), or Arrow-backed strings with ``arrow_text`` (what the
-    import works on: no million Python str objects made and dropped).
-
-    Reads the cached frame, else re-validates the kept bytes."""
-    if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
-        raise InvalidInput(
-            "upload_not_accepted",
-            _("檔案 %(name)s 沒有通過欄位驗證，不能匯入。") % {"name": upload.original_name},
-        )
-    cache = normalised_cache_path(upload.pk)
-    frame = None
-    if cache.exists():
-        try:
-            frame = pq.read_table(cache).to_pandas(types_mapper=_arrow_strings)
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            logger.warning("normalised cache of upload %s unreadable: %s", upload.pk, exc)
-    if frame is None:
-        path = kept_path(upload)
-        if path is None or not path.exists():
-            raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
-        data_request = upload.data_request
-        result = validate_file(path, period=(data_request.period_start, data_request.period_end))
-        if not result.accepted:
-            raise InvalidInput(
-                "upload_not_accepted",
-                _("檔案 %(name)s 重新驗證沒有通過。") % {"name": upload.original_name},
-            )
-        frame = result.frame
-    return _as_contract(frame, arrow_text=arrow_text)
-
-
-def load_settlement_frame(upload: Upload) -> pd.DataFrame:
-    """The accepted frame of a settlement upload (settlement_validation's
-    contract): the cached frame, else the kept bytes validated again."""
-    if upload.schema_status != Upload.SchemaStatus.ACCEPTED:
-        raise InvalidInput(
-            "upload_not_accepted",
-            _("檔案 %(name)s 沒有通過欄位驗證，不能匯入。") % {"name": upload.original_name},
-        )
-    cache = normalised_cache_path(upload.pk)
-    if cache.exists():
-        try:
-            return pd.read_parquet(cache)
-        except (OSError, ValueError) as exc:
-            logger.warning("normalised cache of upload %s unreadable: %s", upload.pk, exc)
-    path = kept_path(upload)
-    if path is None or not path.exists():
-        raise FileNotFoundError(f"kept bytes of upload {upload.pk} are missing")
-    result = validate_settlement_file(path)
-    if not result.accepted:
-        raise InvalidInput(
-            "upload_not_accepted",
-            _("檔案 %(name)s 重新驗證沒有通過。") % {"name": upload.original_name},
-        )
-    return result.frame
-
-
-def _arrow_strings(arrow_type):
-    return pd.ArrowDtype(pa.string()) if arrow_type in (pa.string(), pa.large_string()) else None
-
-
-def _as_contract(frame: pd.DataFrame, *, arrow_text: bool) -> pd.DataFrame:
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    out["row_number"] = frame["row_number"].to_numpy(dtype="int64")
-    for name in CONTRACT_COLUMNS[1:]:
-        if name == "created_at":
-            out[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
-        elif name == "amount":
-            out[name] = frame[name].to_numpy(dtype="float64").round(2)
-        elif arrow_text:
-            out[name] = pd.Series(
-                pd.arrays.ArrowExtensionArray(columns.arrow_text(frame[name])), index=out.index
-            )
-        else:
-            out[name] = frame[name].astype(object).fillna("").to_numpy(dtype=object)
-    return out[list(CONTRACT_COLUMNS)]

@@ -393,11 +393,11 @@ def test_each_streams_settled_money_follows_the_settlement_file(louis, wade, pro
     assert dashboard(project).settlement_missing
 
     lines = (
-        "payment_ref,provider_txn_id,gross_amount,fee_amount,net_amount,txn_date\r\n"
-        "PAY-S-1,T1,28000,770,27230,2026-05-13\r\n"
-        "PAY-S-3,T3,12000,330,11670,2026-05-13\r\n"
-        "PAY-S-3,R3,-12000,0,-12000,2026-05-14\r\n"
-    ).encode()
+        b"payment_ref,provider_txn_id,gross_amount,fee_amount,net_amount,txn_date\r\n"
+        b"PAY-S-1,T1,28000,770,27230,2026-05-13\r\n"
+        b"PAY-S-3,T3,12000,330,11670,2026-05-13\r\n"
+        b"PAY-S-3,R3,-12000,0,-12000,2026-05-14\r\n"
+    )
     request = create_data_request(requested_by=louis, kind=DataRequest.Kind.SETTLEMENT)
     upload = receive_upload(
         data_request=request,

@@ -13,8 +13,8 @@ from reconciliation.models import (
     SyncRun,
     Upload,
 )
+from reconciliation.services.frames import kept_path
 from reconciliation.services.sync import execute_run, request_sync
-from reconciliation.services.uploads import kept_path
 from tests.sync.conftest import TOKEN, Sleeps
 
 
