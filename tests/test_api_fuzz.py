@@ -2,6 +2,8 @@
 the PLS bot, with a bounded number of generated examples. No answer may be a
 5xx, and every answer must match the documented schema for its status."""
 
+import functools
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -54,9 +56,12 @@ def test_api_never_fails_and_matches_its_schema(case, pls_token):
 OVER_LONG = "x" * 6000  # beyond every text limit of the API (the longest is 5,000)
 
 
-def _documented_names() -> set[str]:
+@functools.cache
+def _documented_names() -> frozenset[str]:
     """Every parameter and schema property the OpenAPI document names (the
-    generator also sends undocumented keys, which the API rightly ignores)."""
+    generator also sends undocumented keys, which the API rightly ignores).
+    Built once: the document does not change during the run, and building it
+    for every generated case cost minutes."""
     from reconciliation.api import api
 
     document = api.get_openapi_schema()
@@ -66,7 +71,7 @@ def _documented_names() -> set[str]:
     for path in document["paths"].values():
         for operation in path.values():
             names.update(p["name"] for p in operation.get("parameters", []))
-    return names
+    return frozenset(names)
 
 
 def _poison(case, value_of) -> bool:
