@@ -217,28 +217,25 @@ def remove_append_only(apps, schema_editor):
         run(f"DROP TRIGGER IF EXISTS {table}_no_delete")
 
 
-def build_stream_figures(apps, schema_editor):
-    """Books built before this migration get their streams' figures now
-    (later imports and tags keep them)."""
-    from reconciliation.services import live
+def mark_books_behind(apps, schema_editor):
+    """Books built before this migration get their streams' figures from the
+    worker: each is marked behind, and the every-minute sweep
+    (services.live.refresh_all_behind) writes them. The migration itself
+    runs no app code, which later migrations may outgrow."""
+    from datetime import timedelta
+
+    from django.utils import timezone
 
     BookSummary = apps.get_model("reconciliation", "BookSummary")
-    Figures = apps.get_model("reconciliation", "LiveStreamFigures")
     Totals = apps.get_model("reconciliation", "LiveBookTotals")
-    for book in BookSummary.objects.all():
-        project = book.project
-        rows, totals = live.book_figures(project)
-        tags = live._tag_figures(project)
-        Figures.objects.bulk_create(
-            [
-                Figures(
-                    project_id=project.pk, book_version=book.version, **live._with_tags(r, tags)
-                )
-                for r in rows
-            ]
-        )
-        Totals.objects.create(project_id=project.pk, book_version=book.version, totals=totals)
+    long_ago = timezone.now() - timedelta(days=1)
+    Totals.objects.bulk_create(
+        [
+            Totals(project_id=book.project_id, book_version=0, totals={}, behind_since=long_ago)
+            for book in BookSummary.objects.all()
+        ]
+    )
 
 
 Migration.operations.append(migrations.RunPython(install_append_only, remove_append_only))
-Migration.operations.append(migrations.RunPython(build_stream_figures, migrations.RunPython.noop))
+Migration.operations.append(migrations.RunPython(mark_books_behind, migrations.RunPython.noop))
