@@ -38,12 +38,12 @@ def test_scorecard_csv_writes_money_as_integers_under_named_columns(louis, wade)
     assert "鍵" not in cells
     assert not any(c.endswith(".0") for c in cells), [c for c in cells if c.endswith(".0")]
     overview = {row[0]: row[1] for row in rows if len(row) == 2}
-    assert overview["已驗證實收（NT$）"] == "29990"
+    assert overview["已驗證營收（NT$）"] == "29990"
     assert overview["GMV（NT$）"] == "57990"
     headers = [row for row in rows if row and row[0] == "直播場次/來源"]
-    assert headers and "已驗證實收（NT$）" in headers[0]
+    assert headers and "已驗證營收（NT$）" in headers[0]
     by_source = {row[0]: row for row in rows if row and row[0].startswith("LIVE-")}
-    paid_column = headers[0].index("已驗證實收（NT$）")
+    paid_column = headers[0].index("已驗證營收（NT$）")
     assert by_source["LIVE-0512"][paid_column] == "28000"
     assert {row[0] for row in rows if row and row[0] in ("日期", "課程代碼", "折扣碼")} == {
         "日期",
@@ -57,8 +57,8 @@ def test_scorecard_xlsx_cells_are_integers(louis, wade):
     import_frame(upload=accepted_upload(request, wade), frame=frame(order("K-1", "paid", 28000)))
     book = load_workbook(io.BytesIO(signed_in(louis).get("/scorecard/export.xlsx").content))
     overview = {row[0]: row[1] for row in book.worksheets[0].iter_rows(values_only=True)}
-    assert overview["已驗證實收（NT$）"] == 28000
-    assert isinstance(overview["已驗證實收（NT$）"], int)
+    assert overview["已驗證營收（NT$）"] == 28000
+    assert isinstance(overview["已驗證營收（NT$）"], int)
 
 
 def test_error_report_shows_a_negative_amount_without_an_apostrophe(louis, wade):

@@ -185,7 +185,7 @@ def test_import_done_tells_louis_the_verified_amount_with_separators(louis, wade
     subject, body = read(note, "zh-hant")
     assert subject == "orders.csv 已匯入訂單簿，等你決定是否認列"
     assert f"orders.csv（4 列）已匯入「{DATASET}」的訂單簿：新訂單 4、變更 0、未變 0 筆。" in body
-    assert "訂單簿目前已驗證實收 NT$84,000（3 筆訂單）" in body
+    assert "訂單簿目前已驗證營收 NT$84,000（3 筆訂單）" in body
     assert "http://127.0.0.1:8216/scorecard/" in body
     subject, body = read(note, "en")
     assert "verified paid revenue is NT$84,000 (3 orders)" in body

@@ -193,7 +193,7 @@ def test_louis_decides_on_the_page_and_others_cannot(client, louis, wade, huber,
     )
     assert response.status_code == 200
     text = response.content.decode()
-    assert "已認列已驗證實收 NT$56,000" in text
+    assert "已認列已驗證營收 NT$56,000" in text
     assert 'data-status="recognised"' in text
     assert RevenueDecision.objects.get().decided_by.user == louis
 

@@ -90,7 +90,7 @@ def daily_chart(days: list[dict]) -> SafeString:
                 )
             )
         tooltip = _(
-            "%(day)s 實收 %(paid)s · 保留 %(held)s · 待付款 %(pending)s · 退款 %(refunded)s"
+            "%(day)s 已驗證 %(paid)s · 保留 %(held)s · 待付款 %(pending)s · 退款 %(refunded)s"
         ) % {
             "day": day["label"],
             "paid": ntd(day["paid_amount"]),
@@ -115,7 +115,7 @@ def daily_chart(days: list[dict]) -> SafeString:
         'data-testid="daily-chart" xmlns="http://www.w3.org/2000/svg">{}{}</svg>',
         width,
         height,
-        _("每日實收、保留、待付款與退款金額"),
+        _("每日已驗證營收、保留、待付款與退款金額"),
         SafeString("".join(grid)),
         SafeString("".join(bars)),
     )
@@ -135,7 +135,7 @@ def share_bar(value, peak) -> SafeString:
 
 def legend() -> SafeString:
     items = (
-        ("bar-paid", _("已驗證實收")),
+        ("bar-paid", _("已驗證營收")),
         ("bar-held", _("保留待決")),
         ("bar-pending", _("待付款")),
         ("bar-refunded", _("已退款")),

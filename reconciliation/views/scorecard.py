@@ -118,7 +118,7 @@ def scorecard_decide(request):
         if made.decision == RevenueDecision.Decision.APPROVE:
             messages.success(
                 request,
-                _("已認列已驗證實收 %(amount)s。") % {"amount": charts.ntd(made.recognised_amount)}
+                _("已認列已驗證營收 %(amount)s。") % {"amount": charts.ntd(made.recognised_amount)}
                 + (
                     _("保留 %(n)s 筆有例外的訂單，不認列。") % {"n": made.held_back_rows}
                     if made.held_back_rows
@@ -135,8 +135,8 @@ def scorecard_decide(request):
 METRIC_LABELS = {
     "orders": gettext_lazy("訂單數"),
     "gmv": "GMV",
-    "paid_orders": gettext_lazy("實收訂單"),
-    "paid_amount": gettext_lazy("已驗證實收"),
+    "paid_orders": gettext_lazy("已驗證訂單"),
+    "paid_amount": gettext_lazy("已驗證營收"),
     "held_orders": gettext_lazy("保留訂單"),
     "held_amount": gettext_lazy("保留金額"),
     "pending_orders": gettext_lazy("待付款訂單"),
@@ -145,7 +145,7 @@ METRIC_LABELS = {
     "refunded_amount": gettext_lazy("退款金額"),
     "duplicate_rows": gettext_lazy("重複列"),
     "rebuy_orders": gettext_lazy("重買訂單"),
-    "rebuy_amount": gettext_lazy("重買實收"),
+    "rebuy_amount": gettext_lazy("重買營收"),
 }
 
 

@@ -183,7 +183,7 @@ def record_revenue_decision(
             data_request=book_summary.as_of_import.data_request,
             message=(
                 (
-                    gettext("%(actor)s 認列已驗證實收 NT$%(amount)s（%(orders)s 筆）")
+                    gettext("%(actor)s 認列已驗證營收 NT$%(amount)s（%(orders)s 筆）")
                     % {
                         "actor": actor,
                         "amount": f"{paid_amount:,.0f}",

@@ -30,7 +30,7 @@ EXCEPTION_LIST_LIMIT = 200
 
 
 class State(models.IntegerChoices):
-    RECOGNISED = 0, _("已驗證實收")
+    RECOGNISED = 0, _("已驗證營收")
     HELD = 1, _("保留待決")
     PENDING = 2, _("待付款")
     REFUNDED = 3, _("已退款")
