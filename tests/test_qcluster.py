@@ -61,6 +61,7 @@ def test_setup_schedules_is_idempotent(db):
         "kolable-validate-stalled",
         "kolable-purge-uploads",
         "kolable-sync-due",
+        "kolable-live-figures",
         "heartbeat",
     }
     purge = Schedule.objects.get(name="kolable-purge-uploads")

@@ -418,3 +418,25 @@ def test_each_streams_settled_money_follows_the_settlement_file(louis, wade, pro
     }
     assert board.totals["settled_net"] == 26900.0
     assert board.totals["refund_settled"] == 12000.0
+
+
+def test_the_sweep_rewrites_figures_whose_task_was_lost(louis, wade, project, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reconciliation.models import LiveBookTotals
+    from reconciliation.services import live
+    from reconciliation.services.imports import import_frame
+    from tests.imp_frames import accepted_upload, frame, new_request, order
+
+    settings.LIVE_FIGURES_INLINE = False
+    import_frame(
+        upload=accepted_upload(new_request(louis), wade), frame=frame(order("L-1", source="LIVE-A"))
+    )
+    # Just marked: the queued task has its minute before the sweep steps in.
+    assert live.refresh_all_behind() == []
+    later = timezone.now() + live.SWEEP_AFTER + timedelta(seconds=1)
+    assert live.refresh_all_behind(now=later) == [str(project.pk)]
+    totals = LiveBookTotals.objects.get(project=project)
+    assert totals.behind_since is None and totals.totals["orders"] == 1
