@@ -132,6 +132,9 @@ def test_orders_filter_and_order_lines(api_as, louis, wade, huber):
     html = _page(huber, "/orders/B/")
     assert 'data-testid="order-settlement-reason"' in html
     assert "訂單金額 NT$28,000，撥款 NT$26,000（手續費 NT$715，2.75%）" in html
+    # The lines are shown once, in the page, not in its <title>.
+    assert html.count('data-testid="order-settlement"') == 1
+    assert "<" not in html.split("<title>")[1].split("</title>")[0]
 
 
 def test_manual_match_api_and_undo(api_as, louis, wade, huber):

@@ -57,6 +57,7 @@ from reconciliation.services.frames import load_accepted_frame, load_settlement_
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.settlement.matching import after_book_change, import_settlement
+from reconciliation.timing import Laps
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
                 return existing
             project = data_request.project
             book_summary = book.lock(project)
-            clock = _Clock()
+            clock = Laps()
             classified = classify_frame(
                 with_arrow_text(frame, TEXT_COLUMNS), earlier=book.refunded_orders(project, frame)
             )
@@ -342,20 +343,9 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
         "import %s: %s rows, %s",
         reconciliation_import.pk,
         reconciliation_import.row_count,
-        ", ".join(f"{k} {v:.2f} s" for k, v in clock.laps.items()),
+        str(clock),
     )
     return reconciliation_import
-
-
-class _Clock:
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = now - self._last
-        self._last = now
 
 
 def _record_import(

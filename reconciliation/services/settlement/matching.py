@@ -20,7 +20,6 @@ the same file twice imports once.
 """
 
 import logging
-import time
 import uuid
 
 import numpy as np
@@ -47,6 +46,7 @@ from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import arrow_text, utc_naive
 from reconciliation.services.notify import absolute
 from reconciliation.services.profiles import profile_for
+from reconciliation.timing import Laps
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
                 return existing
             project = data_request.project
             book.lock(project)
-            laps = _Laps()
+            laps = Laps()
             keys, states, order_ids = classify_lines(
                 frame, references=_book_references(project), earlier=_earlier_keys(project)
             )
@@ -186,20 +186,9 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
         "settlement import %s: %s lines, %s",
         settlement_import.pk,
         settlement_import.line_count,
-        ", ".join(f"{k} {v:.2f} s" for k, v in laps.laps.items()),
+        str(laps),
     )
     return settlement_import
-
-
-class _Laps:
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = now - self._last
-        self._last = now
 
 
 def _insert_lines(import_id, project, frame, keys, states, order_ids) -> None:
