@@ -31,9 +31,8 @@ from reconciliation.validation import (
     ValidationResult,
     _drop_blank_rows,
     _RowErrors,
-    _scan_sensitive,
     _warning,
-    reported_row_errors,
+    report_row_errors,
 )
 from reconciliation.values import as_mask, parse_amounts, parse_datetimes
 
@@ -150,23 +149,7 @@ def validate_settlement_table(raw: RawTable) -> ValidationResult:
         normal["provider"] = pc.if_else(
             pc.equal(normal["provider"], ""), default_provider, normal["provider"]
         )
-    names = _column_names(raw.headers, places)
-    for position, values in cells.items():
-        has_nul = as_mask(pc.match_substring(values, "\x00"))
-        checks.append((has_nul, names.get(position, f"#{position + 1}"), "nul_character", None))
-    errors.flagged = _scan_sensitive(cells, names, harmless, errors)
-    totals: dict[str, int] = {}
-    for mask, _column, code, _values in checks:
-        count = int(mask.sum())
-        if count:
-            totals[code] = totals.get(code, 0) + count
-    for _row, _column, code, _value in errors.singles:
-        totals[code] = totals.get(code, 0) + 1
-    result.row_error_totals = totals
-    limit = reported_row_errors()
-    for mask, column, code, values in checks:
-        errors.add(mask, column, code, values)
-    result.row_errors = errors.frame().head(limit)
+    report_row_errors(result, _column_names(raw.headers, places), cells, checks, harmless, errors)
     if not result.missing_fields and not result.file_errors:
         result.frame = _normalised_frame(normal, n)
     return result

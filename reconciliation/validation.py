@@ -241,7 +241,18 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
         if name in columns:
             normal[name] = columns[name]
 
-    names = _column_names(raw.headers, positions)
+    report_row_errors(
+        result, _column_names(raw.headers, positions), cells, checks, harmless, errors
+    )
+    if not result.missing_fields and not result.file_errors:
+        result.frame = _normalised_frame(normal)
+    return result
+
+
+def report_row_errors(result, names: dict, cells: dict, checks: list, harmless: dict, errors):
+    """The checks every file kind shares, then the row errors: a NUL in any
+    cell, card numbers and payment tokens; totals by code for every row, and
+    the first ROW_ERRORS_REPORTED errors by row described."""
     for position, values in cells.items():
         # No database text column takes a NUL; in any column it is the row's error.
         has_nul = as_mask(pc.match_substring(values, "\x00"))
@@ -255,9 +266,8 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
     for _row, _column, code, _value in errors.singles:
         totals[code] = totals.get(code, 0) + 1
     result.row_error_totals = totals
-    # Only the first ROW_ERRORS_REPORTED errors by row are described.
     limit = reported_row_errors()
-    cutoff = len(row_numbers)
+    cutoff = len(errors.row_numbers)
     if sum(totals.values()) > limit and cutoff:
         per_row = np.zeros(cutoff, dtype=np.int64)
         for mask, *_rest in checks:
@@ -272,9 +282,6 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
             mask[cutoff:] = False
         errors.add(mask, column, code, values)
     result.row_errors = errors.frame().head(limit)
-    if not result.missing_fields and not result.file_errors:
-        result.frame = _normalised_frame(normal)
-    return result
 
 
 # --- Headers and rows -------------------------------------------------------------
