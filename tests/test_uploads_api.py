@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from openpyxl import load_workbook
 
+from reconciliation.bulk import TEXT_COLUMNS
 from reconciliation.models import AuditEvent, DataRequest, Notification, Upload
 from reconciliation.services.frames import kept_path, load_accepted_frame, normalised_cache_path
 from reconciliation.services.requests import create_data_request
@@ -352,18 +353,6 @@ def test_request_detail_api_lists_the_upload(api_as, wade, louis, data_request):
     assert [u["schema_status"] for u in detail["uploads"]] == ["accepted"]
 
 
-TEXT = (
-    "order_id",
-    "customer_key",
-    "program_id",
-    "payment_status",
-    "payment_ref",
-    "discount_code",
-    "source_event",
-    "owner_note",
-)
-
-
 def test_load_accepted_frame_follows_the_contract(api_as, wade, data_request):
     rows = samples.good_rows(3)
     rows[0]["customer_key"] = "Buyer@Example.com"
@@ -399,7 +388,7 @@ def test_load_accepted_frame_follows_the_contract(api_as, wade, data_request):
     # The import's Arrow-backed form holds the same values.
     arrow = load_accepted_frame(upload, arrow_text=True)
     assert str(arrow["order_id"].dtype) == "string[pyarrow]"
-    assert arrow.astype({c: object for c in TEXT}).equals(frame)
+    assert arrow.astype({c: object for c in TEXT_COLUMNS}).equals(frame)
     # Without the cache the kept bytes are read again, same frame.
     normalised_cache_path(upload.pk).unlink()
     again = load_accepted_frame(upload)

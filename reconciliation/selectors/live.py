@@ -19,7 +19,6 @@ from reconciliation.models import (
     LiveBookTotals,
     LiveStreamFigures,
     Project,
-    SettlementImport,
     StreamViewers,
 )
 from reconciliation.selectors.evidence import ALL_PROGRAMS, ALL_TAGS, ANY_DISCOUNT_CODE
@@ -73,11 +72,12 @@ SUMMED_KEYS = (
 )
 
 
-def settled_net(project: Project, figures_rows) -> dict[str, float] | None:
+def settled_net(figures_rows) -> dict[str, float] | None:
     """What the provider settled (net) for each stream's orders, from the
-    stored figures; None while the project has no settlement file — then
-    every page says the settlement file is missing instead of a figure."""
-    if not SettlementImport.objects.filter(project=project).exists():
+    stored figures; None while they were written without a settlement file
+    (services.live stores null then) — every page then says the settlement
+    file is missing instead of a figure."""
+    if all(f.settled_net is None for f in figures_rows):
         return None
     return {
         f.source_event: None if f.settled_net is None else float(f.settled_net)
@@ -183,7 +183,7 @@ def _rows(project: Project, figures_rows) -> list[StreamRow]:
         v.source_event: v
         for v in StreamViewers.objects.filter(project=project, source_event__in=names)
     }
-    settled = settled_net(project, figures_rows)
+    settled = settled_net(figures_rows)
     return [
         StreamRow(
             source_event=f.source_event,
@@ -284,7 +284,7 @@ def dashboard(project: Project | None, *, sort: str = "gmv", descending: bool = 
         stored.book_version,
         sort,
         descending,
-        not SettlementImport.objects.filter(project=project).exists(),
+        "settled_net" not in stored.totals,
         behind=stored.behind_since is not None,
     )
 

@@ -137,7 +137,9 @@ def _reads_only_the_file(rows: int, book_orders: int) -> bool:
     return rows * SELECTIVE_READ_FACTOR < book_orders
 
 
-def refunded_orders(project: Project, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+def refunded_orders(
+    project: Project, frame: pd.DataFrame | None = None, *, book_orders: int | None = None
+) -> pd.DataFrame:
     """The book's refunded orders (a later paid order of the same customer
     and programme re-buys one of them) — of the frame's customers only when
     the frame is small beside the book."""
@@ -147,7 +149,9 @@ def refunded_orders(project: Project, frame: pd.DataFrame | None = None) -> pd.D
         f"WHERE o.{_q('project_id')} = %s AND o.{_q('classification')} = %s"
     )
     params = [db_value(Order, "project", project.pk), Classification.REFUNDED.value]
-    if frame is not None and _reads_only_the_file(len(frame), order_count(project)):
+    if book_orders is None:
+        book_orders = order_count(project)
+    if frame is not None and _reads_only_the_file(len(frame), book_orders):
         condition, values = in_list(f"o.{_q('customer_key')}", _distinct(frame["customer_key"]))
         sql += f" AND {condition}"
         params.append(values)
@@ -158,7 +162,7 @@ def _distinct(values) -> list[str]:
     return pc.unique(arrow_text(values)).to_pylist()
 
 
-def compare(project: Project, frame: pd.DataFrame) -> Versions:
+def compare(project: Project, frame: pd.DataFrame, *, book_orders: int | None = None) -> Versions:
     """Sort a classified frame (with its `fingerprint` column) into new,
     changed and unchanged orders against the book."""
     first = frame[frame["classification"].to_numpy(object) != Classification.DUPLICATE]
@@ -169,7 +173,8 @@ def compare(project: Project, frame: pd.DataFrame) -> Versions:
         f"WHERE {_q('project_id')} = %s"
     )
     params = [db_value(Order, "project", project.pk)]
-    book_orders = order_count(project)
+    if book_orders is None:
+        book_orders = order_count(project)
     if _reads_only_the_file(len(first), book_orders):
         condition, values = in_list(_q("order_id"), ids.to_pylist())
         sql += f" AND {condition}"

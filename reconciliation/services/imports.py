@@ -291,11 +291,12 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
             project = data_request.project
             book_summary = book.lock(project)
             clock = Laps()
-            classified = classify_frame(
-                with_arrow_text(frame, TEXT_COLUMNS), earlier=book.refunded_orders(project, frame)
-            )
+            # Counted once: the book is locked, its size holds for this import.
+            book_orders = book.order_count(project)
+            earlier = book.refunded_orders(project, frame, book_orders=book_orders)
+            classified = classify_frame(with_arrow_text(frame, TEXT_COLUMNS), earlier=earlier)
             classified.frame["fingerprint"] = fingerprints(classified.frame)
-            versions = book.compare(project, classified.frame)
+            versions = book.compare(project, classified.frame, book_orders=book_orders)
             clock.lap("classify")
             base = revenue.import_time_summary(classified.frame)
             clock.lap("aggregate")
