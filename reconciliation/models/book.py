@@ -20,26 +20,17 @@ class Order(models.Model):
     # No database FK constraint: PostgreSQL checks it row by row, seconds on a
     # 1,000,000-order import; orders are written only by services.book, with
     # the project locked, and projects are never deleted (PROTECT elsewhere).
+    # No index of its own either: the unique (project, order_id) serves it.
     project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, related_name="orders", db_constraint=False
+        Project,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_constraint=False,
+        db_index=False,
     )
     order_id = models.CharField(max_length=100)
     current_row = models.ForeignKey(
         OrderRow, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
-    )
-    current_import = models.ForeignKey(
-        ReconciliationImport,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
-    first_import = models.ForeignKey(
-        ReconciliationImport,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
     )
     # The last import that changed the order (null: never changed since it
     # first arrived); the latest snapshot it was missing from (null: present).
@@ -86,6 +77,13 @@ class Order(models.Model):
         # programme); each further index costs ~2 s on a 1,000,000-order import.
         indexes = [
             models.Index(fields=["project", "program_id", "id"], name="order_queue_program_idx"),
+            # Only the orders a snapshot lacked: the summary counts and lists
+            # them after every import without reading the whole book.
+            models.Index(
+                fields=["project", "id"],
+                name="order_missing_idx",
+                condition=models.Q(missing_import__isnull=False),
+            ),
         ]
 
     def __str__(self):

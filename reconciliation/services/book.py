@@ -290,12 +290,12 @@ def apply(
             )
             cursor.execute(
                 f"INSERT INTO {orders} ({_q('project_id')}, {_q('current_row_id')}, "  # noqa: S608
-                f"{_q('current_import_id')}, {_q('first_import_id')}, {_q('versions')}, {copied}) "
-                f"SELECT %s, r.{_q('id')}, %s, %s, 1, "
+                f"{_q('versions')}, {copied}) "
+                f"SELECT %s, r.{_q('id')}, 1, "
                 + ", ".join(f"r.{_q(f)}" for f in COPIED)
                 + f" FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s "
                 f"AND r.{_q('classification')} <> %s {absent}",
-                [project_db, import_db, import_db, import_db, Classification.DUPLICATE.value]
+                [project_db, import_db, Classification.DUPLICATE.value]
                 + ([project_db] if absent else []),
             )
         if versions.changed_orders:
@@ -303,13 +303,12 @@ def apply(
             assignments = ", ".join(f"{_q(f)} = r.{_q(f)}" for f in COPIED if f != "order_id")
             cursor.execute(
                 f"UPDATE {orders} SET {assignments}, {_q('current_row_id')} = r.{_q('id')}, "  # noqa: S608
-                f"{_q('current_import_id')} = %s, {_q('changed_import_id')} = %s, "
+                f"{_q('changed_import_id')} = %s, "
                 f"{_q('versions')} = {orders}.{_q('versions')} + 1 "
                 f"FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s AND {condition} "
                 f"AND r.{_q('classification')} <> %s AND {orders}.{_q('project_id')} = %s "
                 f"AND {orders}.{_q('order_id')} = r.{_q('order_id')}",
                 [
-                    import_db,
                     import_db,
                     import_db,
                     values,
