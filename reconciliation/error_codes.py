@@ -87,6 +87,10 @@ ERRORS: dict[str, tuple] = {
         gettext_lazy("amount「%(value)s」不是數字。"),
         gettext_lazy("只填數字，例如 28000；不要加幣別、文字或公式。"),
     ),
+    "amount_too_large": (
+        gettext_lazy("%(column)s「%(value)s」超過系統能存的金額上限 %(limit)s。"),
+        gettext_lazy("確認單位是元（不是分）、沒有多打位數；真的有這麼大的金額請先和 Louis 確認。"),
+    ),
     "negative_amount": (
         gettext_lazy("amount %(value)s 是負數。"),
         gettext_lazy("退款請把 payment_status 填 refunded，amount 填原訂單金額（正數）。"),
@@ -188,4 +192,6 @@ def message_params(code: str, value: str) -> dict:
         return {"actual": actual, "expected": expected}
     if code == "too_long":
         return {"limit": value}
+    if code == "amount_too_large":
+        return {"limit": f"{schema.MAX_AMOUNT:,}"}
     return {}

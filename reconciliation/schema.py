@@ -17,6 +17,10 @@ class Column:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
+# Amounts are stored with 14 digits, two of them cents (PostgreSQL refuses
+# more): an amount of this size or above is the row's error.
+MAX_AMOUNT = 10**12
+
 COLUMNS: tuple[Column, ...] = (
     Column(
         "order_id",

@@ -34,7 +34,7 @@ from reconciliation.validation import (
     _warning,
     report_row_errors,
 )
-from reconciliation.values import as_mask, parse_amounts, parse_datetimes
+from reconciliation.values import as_mask, parse_amounts, parse_datetimes, too_large
 
 # Database column sizes the settlement import writes into (SettlementLine).
 MAX_LENGTHS = {
@@ -113,6 +113,7 @@ def validate_settlement_table(raw: RawTable) -> ValidationResult:
             continue
         amounts, bad, _negative = parse_amounts(values)
         checks.append((bad, name, "bad_settlement_amount", values))
+        checks.append((too_large(amounts), name, "amount_too_large", values))
         normal[name] = np.nan_to_num(amounts, nan=0.0)
         normal[name + "_blank"] = as_mask(pc.equal(values, ""))
     gross = normal.get("gross_amount", np.zeros(n))

@@ -40,6 +40,7 @@ from reconciliation.values import (
     canonical_statuses,
     duplicate_mask,
     parse_amounts,
+    too_large,
     parse_datetimes,
 )
 
@@ -214,6 +215,7 @@ def validate_table(raw: RawTable, *, period: tuple[date, date] | None = None) ->
         amounts, bad, negative = parse_amounts(columns["amount"])
         checks.append((bad, "amount", "bad_amount", columns["amount"]))
         checks.append((negative, "amount", "negative_amount", columns["amount"]))
+        checks.append((too_large(amounts), "amount", "amount_too_large", columns["amount"]))
         normal["amount"] = amounts
     if "payment_status" in columns:
         statuses, unknown = canonical_statuses(columns["payment_status"])

@@ -194,6 +194,11 @@ def parse_amounts(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.round(np.where(finite, numbers, np.nan), 2), bad, negative
 
 
+def too_large(amounts: np.ndarray) -> np.ndarray:
+    """Amounts the book cannot store (schema.MAX_AMOUNT), either sign."""
+    return np.isfinite(amounts) & (np.abs(amounts) >= schema.MAX_AMOUNT)
+
+
 def canonical_statuses(values) -> tuple[pa.Array, np.ndarray]:
     """(paid/pending/refunded or '', unknown mask). The synonyms are looked
     up once per distinct value."""

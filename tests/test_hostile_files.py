@@ -335,3 +335,32 @@ def test_a_real_server_survives_the_corpus_with_bounded_memory(seeded, tmp_path)
     # ru_maxrss is in KiB on Linux; it includes the reader children it waited for.
     assert usage.ru_maxrss / 1024 < PEAK_MEMORY_LIMIT_MB, usage.ru_maxrss
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+@pytest.mark.parametrize("amount", ["1000000000000", "1e21", "-99999999999999999"])
+def test_an_amount_the_book_cannot_store_is_a_row_error_not_a_failed_import(pls_api, amount):
+    """The book keeps amounts to 14 digits with cents (PostgreSQL refuses
+    more; SQLite would round them silently): a bigger one is the row's error."""
+    rows = samples.good_rows(3)
+    rows[1]["amount"] = amount
+    request_id = new_request(pls_api)
+    response = upload(pls_api, request_id, samples.csv_bytes(rows), "huge.csv")
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert body["row_error_totals"]["amount_too_large"] == 1, body
+    [error] = [e for e in body["row_errors"] if e["code"] == "amount_too_large"]
+    assert error["row"] == 3 and error["column"] == "amount", error
+    assert "1,000,000,000,000" in error["message"], error
+
+
+def test_the_largest_amount_the_book_stores_is_accepted_and_kept_to_the_cent(pls_api):
+    rows = samples.good_rows(2)
+    rows[0]["amount"] = "999999999999.99"
+    request_id = new_request(pls_api)
+    response = upload(pls_api, request_id, samples.csv_bytes(rows), "big.csv")
+    assert response.status_code == 201, response.content
+    made = pls_api.post("/api/kolable/reconciliation/import", {"data_request_id": request_id})
+    assert made.status_code == 201, made.content
+    from reconciliation.models import Order
+
+    assert str(Order.objects.get(order_id=rows[0]["order_id"]).amount) == "999999999999.99"

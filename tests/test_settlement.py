@@ -248,6 +248,23 @@ def test_row_errors_of_a_settlement_file(louis, wade):
     assert not SettlementLine.objects.exists()
 
 
+def test_a_settlement_amount_the_lines_cannot_store_is_a_row_error(louis, wade):
+    data = (
+        b"payment_ref,gross_amount,fee_amount,txn_date\n"
+        b"PAY-A,28000,770,2026-05-12\n"
+        b"PAY-B,-1e15,0,2026-05-12\n"
+        b"PAY-C,28000,999999999999999,2026-05-12\n"
+    )
+    upload, result = _send(_settlement_request(louis), wade, "huge.csv", data)
+    assert upload.schema_status == "schema_failed" and result is None
+    found = {(e["row"], e["column"], e["code"]) for e in upload.row_errors}
+    assert found == {
+        (3, "gross_amount", "amount_too_large"),
+        (4, "fee_amount", "amount_too_large"),
+    }
+    assert not SettlementLine.objects.exists()
+
+
 def test_missing_required_columns(louis, wade):
     upload, _ = _send(_settlement_request(louis), wade, "x.csv", b"payment_ref,amount\nPAY-A,1\n")
     assert upload.missing_fields == ["gross_amount", "txn_date"]
