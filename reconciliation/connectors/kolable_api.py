@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urlsplit
 
+import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -231,11 +232,21 @@ class KolableApiClient:
             connection.close()
 
 
+def _loads(body: bytes):
+    """orjson (several times faster on a page of a thousand orders); the
+    standard parser for what orjson refuses but JSON allows (integers wider
+    than 64 bits), so the validator, not the parser, judges such a value."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def _parse_page(body: bytes) -> Page:
     if len(body) > MAX_PAGE_BYTES:
         raise SyncFailure("bad_response", _("API 單頁回應超過 64 MB。"))
     try:
-        document = json.loads(body)
+        document = _loads(body)
     except (ValueError, UnicodeDecodeError):
         raise SyncFailure("bad_response", _("API 回應不是 JSON。")) from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):

@@ -5,27 +5,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reconciliation', '0015_audit_verbs_of_sync_and_settlement'),
+        ("reconciliation", "0015_audit_verbs_of_sync_and_settlement"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='order',
-            name='current_import',
+            model_name="order",
+            name="current_import",
         ),
         migrations.RemoveField(
-            model_name='order',
-            name='first_import',
+            model_name="order",
+            name="first_import",
         ),
         migrations.AlterField(
-            model_name='order',
-            name='project',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='reconciliation.project'),
+            model_name="order",
+            name="project",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="orders",
+                to="reconciliation.project",
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(condition=models.Q(('missing_import__isnull', False)), fields=['project', 'id'], name='order_missing_idx'),
+            model_name="order",
+            index=models.Index(
+                condition=models.Q(("missing_import__isnull", False)),
+                fields=["project", "id"],
+                name="order_missing_idx",
+            ),
         ),
     ]

@@ -34,6 +34,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pandas as pd
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -55,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 HEARTBEAT_SECONDS = 1.0
-# One encoder for every record (json.dumps with options builds one per call).
-ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# What orjson cannot write (an integer wider than 64 bits the API sent) the
+# standard encoder writes, with the same separators and UTF-8 text.
+_FALLBACK = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 Status = SyncRun.Status
 
 
@@ -233,23 +235,15 @@ def _pull(run: SyncRun, client: KolableApiClient, since: datetime):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"sync-{uuid.uuid4().hex}.part"
     pages = rows = 0
-    highest = None
+    stamps = []
     beat = 0.0
-    with path.open("w", encoding="utf-8") as out:
+    with path.open("wb") as out:
         for page in client.pages(updated_since=since):
             pages += 1
             rows += len(page.records)
             if page.records:
-                out.write("\n".join(map(ENCODE, page.records)) + "\n")
-                stamps = pd.to_datetime(
-                    pd.Series([r.get("updated_at") for r in page.records], dtype=object),
-                    utc=True,
-                    errors="coerce",
-                    format="ISO8601",
-                )
-                latest = stamps.max()
-                if pd.notna(latest) and (highest is None or latest > highest):
-                    highest = latest
+                out.write(_ndjson(page.records))
+                stamps.extend(r.get("updated_at") for r in page.records)
             if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                 beat = time.monotonic()
                 alive = SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
@@ -257,7 +251,26 @@ def _pull(run: SyncRun, client: KolableApiClient, since: datetime):
                 )
                 if not alive:
                     raise SyncFailure("abandoned", _("同步已被標為中斷，停止抓取。"))
-    return path, pages, rows, (highest.to_pydatetime() if highest is not None else None)
+    return path, pages, rows, _highest(stamps)
+
+
+def _ndjson(records: list[dict]) -> bytes:
+    """The page's records, one JSON object per line."""
+    try:
+        return b"\n".join(map(orjson.dumps, records)) + b"\n"
+    except TypeError:
+        return ("\n".join(map(_FALLBACK, records)) + "\n").encode("utf-8")
+
+
+def _highest(stamps: list) -> datetime | None:
+    """The latest updated_at received (unreadable values ignored: the
+    validator reports them), parsed once for the whole run."""
+    if not stamps:
+        return None
+    latest = pd.to_datetime(
+        pd.Series(stamps, dtype=object), utc=True, errors="coerce", format="ISO8601"
+    ).max()
+    return latest.to_pydatetime() if pd.notna(latest) else None
 
 
 def _keep(run: SyncRun, source: SyncSource, path: Path) -> tuple[Upload, bool]:

@@ -55,3 +55,29 @@ def test_broken_json_or_a_missing_field_is_a_file_error(tmp_path):
     partial = {k: v for k, v in RECORD.items() if k != "payment_ref"}
     missing = validate_file(_write(tmp_path, [json.dumps(partial)]))
     assert missing.missing_fields == ["payment_ref"]
+
+
+def test_a_page_with_an_integer_wider_than_64_bits_is_kept_and_judged_by_the_validator(tmp_path):
+    from reconciliation.connectors.kolable_api import _parse_page
+    from reconciliation.services.sync import _highest, _ndjson
+
+    huge = {**RECORD, "order_id": "A-2", "amount": 2**70}
+    body = json.dumps({"data": [RECORD, huge], "next_cursor": None}).encode()
+    page = _parse_page(body)
+    assert page.records[1]["amount"] == 2**70
+    path = tmp_path / "page.ndjson"
+    path.write_bytes(_ndjson(page.records))
+    kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert kept == [RECORD, huge]
+    assert str(_highest([r["updated_at"] for r in kept])) == "2026-05-13 00:00:00+00:00"
+    result = validate_file(path)
+    assert result.row_error_totals == {"amount_too_large": 1}
+
+
+def test_the_latest_updated_at_ignores_unreadable_values_and_compares_instants():
+    from reconciliation.services.sync import _highest
+
+    assert _highest([]) is None
+    assert _highest(["not a time", None]) is None
+    stamps = ["2026-05-13T00:00:00Z", "2026-05-13T09:00:00.5+08:00", "2026-05-13T00:00:00.25Z"]
+    assert str(_highest(stamps)) == "2026-05-13 01:00:00.500000+00:00"
