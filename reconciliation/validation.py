@@ -40,8 +40,8 @@ from reconciliation.values import (
     canonical_statuses,
     duplicate_mask,
     parse_amounts,
-    too_large,
     parse_datetimes,
+    too_large,
 )
 
 TAIPEI = "Asia/Taipei"
