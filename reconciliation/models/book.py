@@ -84,6 +84,13 @@ class Order(models.Model):
                 name="order_missing_idx",
                 condition=models.Q(missing_import__isnull=False),
             ),
+            # Only refunded orders: a daily file looks up the refunds its
+            # customers may re-buy without reading the whole book.
+            models.Index(
+                fields=["project", "customer_key"],
+                name="order_refund_customer_idx",
+                condition=models.Q(classification="refunded"),
+            ),
         ]
 
     def __str__(self):
