@@ -14,7 +14,7 @@ from reconciliation.permissions import Role, has_role
 from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.settlement.matching import (
+from reconciliation.services.settlement.results import (
     after_settlement_change,
     rebuild_order_settlements,
 )
