@@ -62,6 +62,13 @@ def touched_by(reconciliation_import) -> OrderSubset:
     )
 
 
+def one_order(order) -> OrderSubset:
+    return OrderSubset(
+        sql=f"SELECT {_q('id')} FROM {_q(Order._meta.db_table)} WHERE {_q('id')} = %s",  # noqa: S608
+        params=[order.pk],
+    )
+
+
 def reference_key(values) -> np.ndarray:
     """The matching key of payment references: trimmed, case-folded."""
     return pc.utf8_lower(pc.utf8_trim_whitespace(arrow_text(values))).to_numpy(zero_copy_only=False)
