@@ -5,51 +5,138 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reconciliation', '0015_audit_verbs_of_sync_and_settlement'),
+        ("reconciliation", "0015_audit_verbs_of_sync_and_settlement"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='verb',
-            field=models.CharField(choices=[('request.created', '建立資料請求'), ('request.closed', '結案'), ('request.extended', '延長期限'), ('request.escalated', '逾期升級'), ('request.reminded', '逾期提醒'), ('upload.received', '收到檔案'), ('upload.accepted', '檔案驗收'), ('upload.schema_failed', '欄位不符'), ('import.done', '完成對帳匯入'), ('settlement.imported', '完成撥款對帳'), ('settlement.matched', '人工對上撥款明細'), ('settlement.unmatched', '取消人工撥款對帳'), ('settlement.accepted', '接受撥款差額'), ('settlement.unaccepted', '取消接受撥款差額'), ('evidence.tagged', '標記佐證'), ('revenue.decided', '營收認列決定'), ('dispatch.decided', 'PLS 派工'), ('claim.verified', '驗證成果連結'), ('claim.refused', '拒絕未驗證成果'), ('project.context', '更新專案脈絡'), ('auth.login_failed', '登入失敗'), ('source.configured', '設定同步來源'), ('sync.finished', '同步結束')], max_length=40),
+            model_name="auditevent",
+            name="verb",
+            field=models.CharField(
+                choices=[
+                    ("request.created", "建立資料請求"),
+                    ("request.closed", "結案"),
+                    ("request.extended", "延長期限"),
+                    ("request.escalated", "逾期升級"),
+                    ("request.reminded", "逾期提醒"),
+                    ("upload.received", "收到檔案"),
+                    ("upload.accepted", "檔案驗收"),
+                    ("upload.schema_failed", "欄位不符"),
+                    ("import.done", "完成對帳匯入"),
+                    ("settlement.imported", "完成撥款對帳"),
+                    ("settlement.matched", "人工對上撥款明細"),
+                    ("settlement.unmatched", "取消人工撥款對帳"),
+                    ("settlement.accepted", "接受撥款差額"),
+                    ("settlement.unaccepted", "取消接受撥款差額"),
+                    ("evidence.tagged", "標記佐證"),
+                    ("revenue.decided", "營收認列決定"),
+                    ("dispatch.decided", "PLS 派工"),
+                    ("claim.verified", "驗證成果連結"),
+                    ("claim.refused", "拒絕未驗證成果"),
+                    ("project.context", "更新專案脈絡"),
+                    ("auth.login_failed", "登入失敗"),
+                    ("source.configured", "設定同步來源"),
+                    ("sync.finished", "同步結束"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.CreateModel(
-            name='SettlementClaim',
+            name="SettlementClaim",
             fields=[
-                ('line', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='claim', serialize=False, to='reconciliation.settlementline')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('order', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, related_name='settlement_claims', to='reconciliation.order')),
-                ('project', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.project')),
+                (
+                    "line",
+                    models.OneToOneField(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="claim",
+                        serialize=False,
+                        to="reconciliation.settlementline",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="settlement_claims",
+                        to="reconciliation.order",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.project",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '後到訂單認領的撥款明細',
-                'verbose_name_plural': '後到訂單認領的撥款明細',
-                'db_table': 'kolable_settlement_claims',
+                "verbose_name": "後到訂單認領的撥款明細",
+                "verbose_name_plural": "後到訂單認領的撥款明細",
+                "db_table": "kolable_settlement_claims",
             },
         ),
         migrations.CreateModel(
-            name='SettlementAcceptance',
+            name="SettlementAcceptance",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('expected_amount', models.DecimalField(decimal_places=2, max_digits=14)),
-                ('settled_gross', models.DecimalField(decimal_places=2, max_digits=16)),
-                ('note', models.CharField(max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('undone_at', models.DateTimeField(null=True)),
-                ('undo_note', models.CharField(blank=True, max_length=500)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.profile')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='settlement_acceptances', to='reconciliation.order')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.project')),
-                ('undone_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='reconciliation.profile')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("expected_amount", models.DecimalField(decimal_places=2, max_digits=14)),
+                ("settled_gross", models.DecimalField(decimal_places=2, max_digits=16)),
+                ("note", models.CharField(max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("undone_at", models.DateTimeField(null=True)),
+                ("undo_note", models.CharField(blank=True, max_length=500)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.profile",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="settlement_acceptances",
+                        to="reconciliation.order",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.project",
+                    ),
+                ),
+                (
+                    "undone_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="reconciliation.profile",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '接受的撥款差額',
-                'verbose_name_plural': '接受的撥款差額',
-                'db_table': 'kolable_settlement_acceptances',
-                'constraints': [models.UniqueConstraint(condition=models.Q(('undone_at__isnull', True)), fields=('order',), name='one_live_acceptance_per_order')],
+                "verbose_name": "接受的撥款差額",
+                "verbose_name_plural": "接受的撥款差額",
+                "db_table": "kolable_settlement_acceptances",
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("undone_at__isnull", True)),
+                        fields=("order",),
+                        name="one_live_acceptance_per_order",
+                    )
+                ],
             },
         ),
     ]
