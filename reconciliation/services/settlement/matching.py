@@ -39,12 +39,13 @@ from reconciliation.models import (
     SettlementLine,
     Upload,
 )
+from reconciliation.selectors.settlement import settlement_figures
 from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import arrow_text, utc_naive
 from reconciliation.services.notify import absolute
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.settlement import claims
+from reconciliation.services.settlement import claims, notices
 from reconciliation.services.settlement.results import (
     MISMATCH_STATES,
     after_book_change,
@@ -136,6 +137,7 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
             project = data_request.project
             book.lock(project)
             laps = Laps()
+            before = settlement_figures(project)
             references = claims.book_references(project)
             keys, states, order_ids = classify_lines(
                 frame, references=references, earlier=_earlier_keys(project)
@@ -168,6 +170,9 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
             _record(settlement_import, data_request, creator, mismatches)
             after_settlement_change(
                 project=project, cause={"kind": "import", "file_name": upload.original_name}
+            )
+            notices.settlement_import_done(
+                settlement_import, before=before, after=settlement_figures(project)
             )
             laps.lap("summary")
     except IntegrityError:
