@@ -44,18 +44,21 @@ class OrderSubset:
     params: list
 
 
-def touched_by(reconciliation_import) -> OrderSubset:
+def touched_by(project, reconciliation_import) -> OrderSubset:
     """The orders an order import brought or changed: their current version
-    is one of the import's rows (an unchanged order keeps its older one)."""
+    is one of the import's rows (an unchanged order keeps its older one).
+    Walks the import's rows and the book's (project, order_id) index."""
     orders, rows = _q(Order._meta.db_table), _q(OrderRow._meta.db_table)
     return OrderSubset(
         sql=(
             f"SELECT o.{_q('id')} FROM {orders} o "  # noqa: S608 - fixed names
-            f"WHERE o.{_q('current_import_id')} = %s AND o.{_q('order_id')} IN "
+            f"WHERE o.{_q('project_id')} = %s AND o.{_q('current_import_id')} = %s "
+            f"AND o.{_q('order_id')} IN "
             f"(SELECT r.{_q('order_id')} FROM {rows} r "
             f"WHERE r.{_q('reconciliation_import_id')} = %s)"
         ),
         params=[
+            db_value(Order, "project", project.pk),
             db_value(Order, "current_import", reconciliation_import.pk),
             db_value(OrderRow, "reconciliation_import", reconciliation_import.pk),
         ],

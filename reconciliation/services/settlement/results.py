@@ -54,11 +54,13 @@ def rebuild_order_settlements(*, project, only: OrderSubset | None = None) -> in
     results = _q(OrderSettlement._meta.db_table)
     project_id = db_value(OrderSettlement, "project", project.pk)
     subset_params = only.params if only is not None else []
-    # Only the lines that can count for the subset: by the line's order (its
-    # index), its claim or its manual match.
+    # Only the lines that can count for the subset, found through indexes
+    # (the line's order, its claim, its manual match), not by a scan.
     some_lines = (
-        f"AND (l.{_q('order_id')} IN ({only.sql}) OR c.{_q('order_id')} IN ({only.sql}) "
-        f"OR m.{_q('order_id')} IN ({only.sql}))"
+        f"AND l.{_q('id')} IN (SELECT x.{_q('id')} FROM {lines} x "  # noqa: S608 - fixed names
+        f"WHERE x.{_q('order_id')} IN ({only.sql}) "
+        f"UNION SELECT y.{_q('line_id')} FROM {claimed} y WHERE y.{_q('order_id')} IN ({only.sql}) "
+        f"UNION SELECT z.{_q('line_id')} FROM {matches} z WHERE z.{_q('order_id')} IN ({only.sql}))"
         if only is not None
         else ""
     )
@@ -163,7 +165,7 @@ def after_book_change(*, project, reconciliation_import=None) -> None:
     if not SettlementImport.objects.filter(project=project).exists():
         return
     if reconciliation_import is not None:
-        touched = claims.touched_by(reconciliation_import)
+        touched = claims.touched_by(project, reconciliation_import)
         claims.claim_orphans(project=project, only=touched)
         rebuild_order_settlements(project=project, only=touched)
     refresh_summary(project=project)
