@@ -10,9 +10,12 @@ settlement result for the orders of the book.
    matched to the book's order carrying that payment_ref (`matched`), or to
    none (`orphan`). Vectorised: one read of the book's references, one
    index lookup, one bulk insert.
-3. Every order's result is rebuilt in SQL from all its counted lines (this
-   file's and earlier ones', so a refund settling in a later file moves the
-   order) and the live manual matches: see `rebuild_order_settlements`.
+3. Earlier orphans are claimed by the orders that came after them
+   (settlement.claims), then every order's result is rebuilt in SQL from
+   all its counted lines (this file's and earlier ones', so a refund
+   settling in a later file moves the order), the claims and the live
+   manual matches: see `results.rebuild_order_settlements`. Louis's and Wade's
+   messages are written in the same transaction (settlement.notices).
 
 One transaction, with the project's book locked: settlement and order
 imports of a project apply one at a time. One import per upload (OneToOne):
