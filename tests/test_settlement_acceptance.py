@@ -144,3 +144,18 @@ def test_accepting_a_difference_by_role(who, request, api_as, louis, wade):
     user = request.getfixturevalue(who) if who != "pls" else "pls"
     response = api_as(user).post(ACCEPT, {"order_id": "B", "note": "客服確認"})
     assert response.status_code == (201 if who == "louis" else 403), response.content
+
+
+def test_louis_decided_before_hears_which_order_the_acceptance_moved(api_as, louis, wade):
+    from reconciliation.message_text import notification_text
+    from reconciliation.models import Notification
+
+    _settled(louis, wade)
+    api_as(louis).post("/api/kolable/reconciliation/decision", {"decision": "approve"})
+    api_as(louis).post(ACCEPT, {"order_id": "B", "note": "客服確認"})
+    told = Notification.objects.filter(
+        kind=Notification.Kind.BOOK_CHANGED, channel="inbox", recipient__user__username="louis"
+    ).latest("created_at")
+    subject, body = notification_text(told)
+    assert subject.endswith("認列後數字有變：訂單 B 的撥款對帳有更新")
+    assert "訂單 B 的撥款有人工對帳或接受差額" in body

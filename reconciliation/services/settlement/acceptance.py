@@ -126,4 +126,6 @@ def undo_acceptance(*, actor, acceptance_id: int, note: str = "") -> SettlementA
 
 def _rebuild(project, order) -> None:
     rebuild_order_settlements(project=project, only=one_order(order))
-    after_settlement_change(project=project, cause={"kind": "import", "file_name": order.order_id})
+    after_settlement_change(
+        project=project, cause={"kind": "settlement", "order_id": order.order_id}
+    )
