@@ -35,6 +35,8 @@ TEMPLATES = (
     "sync_digest_huber",
     "sync_digest_louis",
     "sync_auth_failed",
+    "settlement_done_louis",
+    "settlement_done_wade",
 )
 
 
@@ -113,6 +115,10 @@ def number(value) -> str:
     return f"{int(value or 0):,}"
 
 
+def money(value) -> str:
+    return f"NT${number(round(float(value or 0)))}"
+
+
 def _as_datetime(value) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -158,11 +164,32 @@ def context(params: dict, *, sent_at: datetime) -> dict:
         "unchanged_orders",
         "missing_from_snapshot",
         "tagged",
+        "lines",
+        "matched",
+        "duplicates",
+        "orphans",
+        "new_missing",
+        "mismatch_count",
     ):
         if key in params:
             derived[f"{key}_text"] = number(params[key])
     if "paid_amount" in params:
         derived["paid_amount_text"] = f"NT${number(round(float(params['paid_amount'])))}"
+    for key in ("collected", "settled_gross", "fees"):
+        if key in params:
+            derived[f"{key}_text"] = money(params[key])
+    if params.get("mismatches"):
+        derived["mismatches_text"] = list_words(
+            _("%(order)s（訂單 %(expected)s，撥款 %(settled)s）")
+            % {
+                "order": m["order_id"],
+                "expected": money(m["expected"]),
+                "settled": money(m["settled"]),
+            }
+            for m in params["mismatches"]
+        )
+    if params.get("orphan_refs"):
+        derived["orphan_refs_text"] = list_words(params["orphan_refs"])
     if "delta_amount" in params:
         amount = round(float(params["delta_amount"]))
         sign = "+" if amount >= 0 else "−"

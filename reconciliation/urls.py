@@ -39,6 +39,12 @@ urlpatterns = [
     path("scorecard/", scorecard_views.scorecard_page, name="scorecard"),
     path("settlement/orphans/", settlement_views.settlement_orphans, name="settlement-orphans"),
     path("settlement/match/", settlement_views.settlement_match, name="settlement-match"),
+    path("settlement/accept/", settlement_views.settlement_accept, name="settlement-accept"),
+    path(
+        "settlement/accept/<int:acceptance_id>/undo/",
+        settlement_views.settlement_unaccept,
+        name="settlement-unaccept",
+    ),
     path(
         "settlement/match/<int:match_id>/undo/",
         settlement_views.settlement_undo,

@@ -1,4 +1,5 @@
-"""Settlement lines and the manual matches of orphan lines (Huber, Louis)."""
+"""Settlement lines, the manual matches of orphan lines (Huber, Louis) and
+Louis's accepted differences."""
 
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from reconciliation.inputs import Text
 from reconciliation.permissions import Action
 from reconciliation.selectors import settlement as selectors
 from reconciliation.selectors.scorecard import default_project
+from reconciliation.services.settlement.acceptance import accept_difference, undo_acceptance
 from reconciliation.services.settlement.manual import match_line, undo_match
 
 router = Router(tags=["settlement"])
@@ -104,3 +106,65 @@ def orphans(request):
             }
         )
     return 200, out
+
+
+class AcceptanceIn(Schema):
+    order_id: Text(100)
+    note: Text(500) = Field("", description="required: why the difference is accepted")
+
+
+class AcceptanceOut(Schema):
+    id: int
+    order_id: str
+    expected_amount: float
+    settled_gross: float
+    note: str
+    created_by: str
+    created_at: datetime
+    undone_at: datetime | None
+    undone_by: str | None
+    order_settlement_state: str | None
+
+
+def acceptance_out(acceptance) -> dict:
+    return {
+        "id": acceptance.pk,
+        "order_id": acceptance.order.order_id,
+        "expected_amount": float(acceptance.expected_amount),
+        "settled_gross": float(acceptance.settled_gross),
+        "note": acceptance.note,
+        "created_by": acceptance.created_by.username,
+        "created_at": acceptance.created_at,
+        "undone_at": acceptance.undone_at,
+        "undone_by": acceptance.undone_by.username if acceptance.undone_by else None,
+        "order_settlement_state": selectors.order_state(acceptance.order),
+    }
+
+
+@router.post(
+    "/settlement-acceptances",
+    response={
+        201: AcceptanceOut,
+        400: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        422: ErrorOut,
+    },
+    summary="Louis: accept the settled amount of an order that differs from it (note required), audited",
+)
+def create_acceptance(request, payload: AcceptanceIn):
+    acceptance = accept_difference(
+        actor=request.auth, project=default_project(), order_id=payload.order_id, note=payload.note
+    )
+    return 201, acceptance_out(acceptance)
+
+
+@router.post(
+    "/settlement-acceptances/{acceptance_id}/undo",
+    response={200: AcceptanceOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Louis: undo an accepted difference (the order is a mismatch again), audited",
+)
+def undo_accepted(request, acceptance_id: int, payload: UndoIn):
+    acceptance = undo_acceptance(actor=request.auth, acceptance_id=acceptance_id, note=payload.note)
+    return 200, acceptance_out(acceptance)

@@ -14,6 +14,8 @@ from .people import ApiToken, Profile, Project
 from .requests import DEFAULT_DATASET, DataRequest, Upload, default_due_at
 from .settlement import (
     OrderSettlement,
+    SettlementAcceptance,
+    SettlementClaim,
     SettlementImport,
     SettlementLine,
     SettlementMatch,
@@ -51,6 +53,8 @@ __all__ = [
     "SettlementImport",
     "SettlementLine",
     "SettlementMatch",
+    "SettlementClaim",
+    "SettlementAcceptance",
     "OrderSettlement",
     "SettlementSummary",
 ]

@@ -147,6 +147,8 @@ class AuditEvent(models.Model):
         SETTLEMENT_IMPORTED = "settlement.imported", _("完成撥款對帳")
         SETTLEMENT_MATCHED = "settlement.matched", _("人工對上撥款明細")
         SETTLEMENT_UNMATCHED = "settlement.unmatched", _("取消人工撥款對帳")
+        SETTLEMENT_ACCEPTED = "settlement.accepted", _("接受撥款差額")
+        SETTLEMENT_UNACCEPTED = "settlement.unaccepted", _("取消接受撥款差額")
         EVIDENCE_TAGGED = "evidence.tagged", _("標記佐證")
         REVENUE_DECIDED = "revenue.decided", _("營收認列決定")
         DISPATCHED = "dispatch.decided", _("PLS 派工")

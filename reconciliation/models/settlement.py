@@ -195,3 +195,64 @@ class SettlementSummary(models.Model):
     class Meta:
         verbose_name = _("撥款對帳摘要")
         verbose_name_plural = _("撥款對帳摘要")
+
+
+class SettlementClaim(models.Model):
+    """An orphan line counted for the order a later order import brought
+    (the line itself is append-only and keeps its `orphan` state). Derived:
+    rewritten for the orders an order import touched, never edited by a
+    person; a live manual match of the line wins over it."""
+
+    line = models.OneToOneField(
+        SettlementLine,
+        primary_key=True,
+        on_delete=models.PROTECT,
+        related_name="claim",
+        db_constraint=False,
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="settlement_claims", db_constraint=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "kolable_settlement_claims"
+        verbose_name = _("後到訂單認領的撥款明細")
+        verbose_name_plural = _("後到訂單認領的撥款明細")
+
+
+class SettlementAcceptance(models.Model):
+    """Louis accepts the difference between an order's amount and what the
+    provider settled for it. It holds while the settled gross is the one he
+    accepted: a later line that moves it opens the question again. Undoing
+    keeps the row (undone_at/undone_by): at most one live acceptance per
+    order."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="settlement_acceptances"
+    )
+    expected_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    settled_gross = models.DecimalField(max_digits=16, decimal_places=2)
+    note = models.CharField(max_length=500)
+    created_by = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_by = models.ForeignKey(Profile, null=True, on_delete=models.PROTECT, related_name="+")
+    undone_at = models.DateTimeField(null=True)
+    undo_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        db_table = "kolable_settlement_acceptances"
+        verbose_name = _("接受的撥款差額")
+        verbose_name_plural = _("接受的撥款差額")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(undone_at__isnull=True),
+                name="one_live_acceptance_per_order",
+            ),
+        ]

@@ -17,6 +17,7 @@ from reconciliation.errors import InvalidInput
 from reconciliation.models import (
     Order,
     OrderSettlement,
+    SettlementClaim,
     SettlementLine,
     SettlementMatch,
     SettlementSummary,
@@ -186,10 +187,18 @@ def order_state(order: Order, *, now=None) -> str | None:
 
 
 def order_lines(order: Order) -> list[dict]:
-    """The lines counted for an order (matched on arrival or by hand)."""
-    manual = SettlementMatch.objects.filter(order=order, undone_at__isnull=True).values("line_id")
-    lines = SettlementLine.objects.filter(order=order) | SettlementLine.objects.filter(
-        pk__in=manual
+    """The lines counted for an order: matched on arrival, claimed when the
+    order came after them (unless a person matched them elsewhere), or
+    matched by hand."""
+    live = SettlementMatch.objects.filter(undone_at__isnull=True)
+    manual = live.filter(order=order).values("line_id")
+    claimed = SettlementClaim.objects.filter(order=order).exclude(
+        line_id__in=live.values("line_id")
+    )
+    lines = (
+        SettlementLine.objects.filter(order=order)
+        | SettlementLine.objects.filter(pk__in=manual)
+        | SettlementLine.objects.filter(pk__in=claimed.values("line_id"))
     )
     return [line_out(line) for line in lines.order_by("txn_date", "id")]
 

@@ -328,7 +328,7 @@ def import_frame(*, upload: Upload, frame: pd.DataFrame, actor=None) -> Reconcil
                 versions=versions,
                 actor=creator,
             )
-            after_book_change(project=project)
+            after_book_change(project=project, reconciliation_import=reconciliation_import)
             _record_import(
                 reconciliation_import, data_request, creator, base, book_step, book_summary.totals
             )

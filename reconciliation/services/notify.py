@@ -362,6 +362,7 @@ def sync_book_changed(
             "louis": str(louis),
             "cause_kind": cause.get("kind", "tags"),
             "file_name": cause.get("file_name", ""),
+            "order_id": cause.get("order_id", ""),
             "tagged": int(cause.get("count", 0)),
             "delta_amount": float(delta["paid_amount"]),
             "delta_orders": int(delta["paid_orders"]),

@@ -2,8 +2,10 @@
 digest of what is new for them since the last run, and nothing when nothing
 is new.
 
-- Wade: the run's data errors (rows the validator refused) and orders of the
-  book newly missing from a snapshot.
+- Wade: the run's data errors (rows the validator refused), orders of the
+  book newly missing from a snapshot, and once the project has a settlement
+  file, the settlement lines no order has (orphans arrived since the last
+  run) and the paid orders newly past the settlement window without a line.
 - Huber: new or changed orders that need evidence.
 - Louis: the book moved after his decision (the delta), or new verified
   orders awaiting one.
@@ -15,6 +17,7 @@ one blocker card per failing spell (until a run succeeds again)."""
 from django.urls import reverse
 
 from reconciliation.models import Notification, SyncRun
+from reconciliation.selectors.settlement import orphan_lines, settlement_figures
 from reconciliation.services import book
 from reconciliation.services.notify import absolute, people, queue_message
 from reconciliation.services.revenue.decision import book_for, decision_delta, latest_decision
@@ -40,6 +43,7 @@ def digest_counts(run: SyncRun) -> dict:
     data_errors = 0
     if upload is not None and run.status == SyncRun.Status.FAILED:
         data_errors = upload.row_error_count + len(upload.file_errors or [])
+    settlement = _settlement_counts(project, previous.digest if previous else {})
     changed_book = run.new_orders + run.changed_orders
     decision = latest_decision(project)
     state = decision_delta(book_for(project), decision)
@@ -55,12 +59,35 @@ def digest_counts(run: SyncRun) -> dict:
         }
     return {
         "missing_total": missing_total,
+        "settlement_missing_total": settlement["missing_total"],
+        "orphan_watermark": settlement["watermark"],
         "wade": {
             "data_errors": data_errors,
             "new_missing": max(0, missing_total - missing_before),
+            "new_orphans": settlement["new_orphans"],
+            "new_settlement_missing": settlement["new_missing"],
         },
         "huber": {"new_orders": run.new_orders, "changed_orders": run.changed_orders},
         "louis": louis,
+    }
+
+
+def _settlement_counts(project, before: dict) -> dict:
+    """Orphan lines that arrived since the last digest (by line id: one
+    resolved and one new still tell the new one) and how many more paid
+    orders are past the settlement window without a line."""
+    figures = settlement_figures(project)
+    if figures is None:
+        return {"missing_total": 0, "watermark": 0, "new_orphans": 0, "new_missing": 0}
+    watermark = int(before.get("orphan_watermark", 0))
+    orphans = orphan_lines(project)
+    newest = orphans.order_by("-id").values_list("id", flat=True).first()
+    missing_total = int(figures["missing_count"])
+    return {
+        "missing_total": missing_total,
+        "watermark": max(watermark, newest or 0),
+        "new_orphans": orphans.filter(id__gt=watermark).count(),
+        "new_missing": max(0, missing_total - int(before.get("settlement_missing_total", 0))),
     }
 
 
@@ -85,7 +112,10 @@ def send_digests(*, run: SyncRun) -> list[Notification]:
     }
     written = []
     wade_counts, huber_counts, louis_counts = counts["wade"], counts["huber"], counts["louis"]
-    if wade is not None and (wade_counts["data_errors"] or wade_counts["new_missing"]):
+    settlement_news = wade_counts["new_orphans"] + wade_counts["new_settlement_missing"]
+    if wade is not None and (
+        wade_counts["data_errors"] or wade_counts["new_missing"] or settlement_news
+    ):
         written += _queue(
             run,
             wade,
@@ -95,8 +125,15 @@ def send_digests(*, run: SyncRun) -> list[Notification]:
                 "person": str(wade),
                 "data_errors_text": f"{wade_counts['data_errors']:,}",
                 "new_missing_text": f"{wade_counts['new_missing']:,}",
+                "new_orphans_text": f"{wade_counts['new_orphans']:,}",
+                "new_settlement_missing_text": f"{wade_counts['new_settlement_missing']:,}",
                 "has_errors": bool(wade_counts["data_errors"]),
                 "has_missing": bool(wade_counts["new_missing"]),
+                "has_orphans": bool(wade_counts["new_orphans"]),
+                "has_settlement_missing": bool(wade_counts["new_settlement_missing"]),
+                "orphans_url": absolute(reverse("settlement-orphans")),
+                "settlement_news_text": f"{settlement_news:,}",
+                "scorecard_url": absolute(reverse("scorecard")),
                 "upload_url": absolute(
                     reverse("upload-page", args=[run.source.data_request_id])
                     + (f"?result={run.upload_id}" if run.upload_id else "")

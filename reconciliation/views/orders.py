@@ -43,6 +43,6 @@ def order_page(request, order_id):
             "tag_labels": dict(OrderEvidence.Tag.choices),
             "class_labels": dict(OrderRow.Classification.choices),
             "exception_label": dict(ExceptionCode.choices).get(detail.row.exception_code, ""),
-            **settlement_context(detail.order),
+            **settlement_context(detail.order, request.user),
         },
     )

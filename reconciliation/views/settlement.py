@@ -1,6 +1,7 @@
 """The settlement pages: the orphan lines with their suggestions, where
 Huber or Louis match one to an order by hand (and undo it); and the
-settlement part of an order's page."""
+settlement part of an order's page, where Louis accepts (or no longer
+accepts) a settled amount that differs from the order's."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -9,10 +10,15 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import OrderSettlement, SettlementMatch
+from reconciliation.models import OrderSettlement, SettlementAcceptance, SettlementMatch
 from reconciliation.permissions import Action
 from reconciliation.selectors import settlement as selectors
 from reconciliation.selectors.scorecard import default_project
+from reconciliation.services.settlement.acceptance import (
+    accept_difference,
+    may_accept,
+    undo_acceptance,
+)
 from reconciliation.services.settlement.manual import match_line, may_match, undo_match
 from reconciliation.views.common import permission_required
 
@@ -32,15 +38,17 @@ def _detail_text(exc: DomainError) -> str:
     return str(detail)
 
 
-def settlement_context(order) -> dict:
-    """What the order page shows of the order's settlement."""
+def settlement_context(order, user=None) -> dict:
+    """What the order page shows of the order's settlement: an accepted
+    difference keeps its reason (the amounts) in view."""
     if order is None:
         return {}
     state = selectors.order_state(order)
     result = OrderSettlement.objects.filter(order=order).first()
+    mismatch = result is not None and result.state in selectors.MISMATCH_STATES
     reason = (
         selectors.mismatch_reason(order, result)
-        if result is not None and result.state in selectors.MISMATCH_STATES
+        if mismatch or (result is not None and result.difference_accepted)
         else None
     )
     if reason is not None and reason["fee_rate"] is not None:
@@ -48,10 +56,19 @@ def settlement_context(order) -> dict:
     lines = selectors.order_lines(order)
     for line in lines:
         line["txn_type_label"] = str(TXN_TYPE_LABELS.get(line["txn_type"], line["txn_type"]))
+    acceptance = (
+        SettlementAcceptance.objects.filter(order=order, undone_at__isnull=True)
+        .select_related("created_by")
+        .first()
+    )
     return {
         "settlement_state": state,
         "settlement_label": dict(OrderSettlement.State.choices).get(state, ""),
         "settlement_reason": reason,
+        "settlement_accepted": result is not None and result.difference_accepted,
+        "settlement_acceptance": acceptance,
+        "can_accept": mismatch and user is not None and may_accept(user),
+        "can_undo_acceptance": acceptance is not None and user is not None and may_accept(user),
         "settlement_lines": lines,
     }
 
@@ -121,3 +138,38 @@ def settlement_undo(request, match_id: int):
             _("已取消撥款明細 %(ref)s 的人工對帳。") % {"ref": match.line.payment_ref},
         )
     return redirect("settlement-orphans")
+
+
+@require_POST
+@permission_required(Action.VIEW_DASHBOARD)
+def settlement_accept(request):
+    order_id = request.POST.get("order_id", "").strip()[:100]
+    try:
+        accept_difference(
+            actor=request.user,
+            project=default_project(),
+            order_id=order_id,
+            note=request.POST.get("note", "")[:500],
+        )
+    except DomainError as exc:
+        messages.error(request, _detail_text(exc))
+    else:
+        messages.success(request, _("已接受訂單 %(order)s 的撥款差額。") % {"order": order_id})
+    return redirect("order-detail", order_id=order_id) if order_id else redirect("scorecard")
+
+
+@require_POST
+@permission_required(Action.VIEW_DASHBOARD)
+def settlement_unaccept(request, acceptance_id: int):
+    try:
+        acceptance = undo_acceptance(
+            actor=request.user, acceptance_id=acceptance_id, note=request.POST.get("note", "")
+        )
+    except DomainError as exc:
+        messages.error(request, _detail_text(exc))
+        return redirect("scorecard")
+    messages.success(
+        request,
+        _("已取消接受訂單 %(order)s 的撥款差額。") % {"order": acceptance.order.order_id},
+    )
+    return redirect("order-detail", order_id=acceptance.order.order_id)

@@ -79,3 +79,36 @@ def test_wade_uploads_ecpay_louis_sees_collected_huber_matches_an_orphan(
     louis_page.goto("/scorecard/")
     expect(louis_page.get_by_test_id("collected")).to_have_text("NT$77,800")
     expect(louis_page.get_by_test_id("decision-outdated")).to_be_visible()
+
+
+def test_louis_accepts_a_short_settlement_on_the_order_page(page_for, louis, wade, shot):
+    from tests.test_settlement import _send
+
+    _book(louis)
+    data_request = create_data_request(requested_by=louis, kind=DataRequest.Kind.SETTLEMENT)
+    _send(data_request, wade, "ecpay.csv", ECPAY_FIRST)
+    page = page_for(louis)
+    page.goto("/orders/B/")
+    expect(page.get_by_test_id("order-settlement-state")).to_have_text("撥款金額不符")
+    form = page.get_by_test_id("accept-form")
+    expect(form).to_be_visible()
+    shot(page, "settlement-accept-form")
+    page.get_by_test_id("accept-submit").click()
+    # The note is required: the browser keeps the form until it is written.
+    expect(page.get_by_test_id("order-settlement-accepted")).to_have_count(0)
+    page.get_by_test_id("accept-note").fill("綠界少撥 NT$2,000，客服確認是折價券")
+    page.get_by_test_id("accept-submit").click()
+    expect(page.get_by_test_id("order-settlement-state")).to_have_text("已撥款")
+    expect(page.get_by_test_id("order-settlement-difference-accepted")).to_be_visible()
+    expect(page.get_by_test_id("order-settlement-reason")).to_contain_text("NT$26,000")
+    expect(page.get_by_test_id("order-settlement-accepted")).to_contain_text("折價券")
+    shot(page, "settlement-accepted-1280")
+    phone = page_for(louis, width=390, height=844)
+    phone.goto("/orders/B/")
+    expect(phone.get_by_test_id("unaccept-form")).to_be_visible()
+    phone.get_by_test_id("order-settlement").screenshot(
+        path=str(ARTIFACTS / "settlement-accepted-390.png")
+    )
+    phone.get_by_test_id("unaccept-submit").click()
+    expect(phone.get_by_test_id("order-settlement-state")).to_have_text("撥款金額不符")
+    expect(phone.get_by_test_id("accept-form")).to_be_visible()

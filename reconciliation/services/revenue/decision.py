@@ -100,7 +100,8 @@ def decision_delta(book_summary: BookSummary | None, decision: RevenueDecision |
 
 
 def _tell_louis_if_changed(book_summary: BookSummary, *, cause: dict) -> None:
-    """cause: {"kind": "import", "file_name": …} or {"kind": "tags", "count": n}."""
+    """cause: {"kind": "import", "file_name": …}, {"kind": "tags", "count": n} or
+    {"kind": "settlement", "order_id": …} (a settlement matched or accepted by hand)."""
     decision = latest_decision(book_summary.project)
     if decision is None:
         return

@@ -14,7 +14,7 @@ from reconciliation.permissions import Role, has_role
 from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.profiles import profile_for
-from reconciliation.services.settlement.matching import (
+from reconciliation.services.settlement.results import (
     after_settlement_change,
     rebuild_order_settlements,
 )
@@ -77,7 +77,7 @@ def match_line(
             raise Conflict("line_already_matched", _("這筆撥款明細已經人工對上訂單。")) from exc
         rebuild_order_settlements(project=line.project)
         after_settlement_change(
-            project=line.project, cause={"kind": "import", "file_name": line.payment_ref}
+            project=line.project, cause={"kind": "settlement", "order_id": order.order_id}
         )
         record_audit(
             verb=AuditEvent.Verb.SETTLEMENT_MATCHED,
@@ -116,7 +116,7 @@ def undo_match(*, actor, match_id: int, note: str = "") -> SettlementMatch:
             raise Conflict("match_already_undone", _("這筆人工對帳已經取消。"))
         rebuild_order_settlements(project=match.project)
         after_settlement_change(
-            project=match.project, cause={"kind": "import", "file_name": match.line.payment_ref}
+            project=match.project, cause={"kind": "settlement", "order_id": match.order.order_id}
         )
         record_audit(
             verb=AuditEvent.Verb.SETTLEMENT_UNMATCHED,

@@ -10,9 +10,12 @@ settlement result for the orders of the book.
    matched to the book's order carrying that payment_ref (`matched`), or to
    none (`orphan`). Vectorised: one read of the book's references, one
    index lookup, one bulk insert.
-3. Every order's result is rebuilt in SQL from all its counted lines (this
-   file's and earlier ones', so a refund settling in a later file moves the
-   order) and the live manual matches: see `rebuild_order_settlements`.
+3. Earlier orphans are claimed by the orders that came after them
+   (settlement.claims), then every order's result is rebuilt in SQL from
+   all its counted lines (this file's and earlier ones', so a refund
+   settling in a later file moves the order), the claims and the live
+   manual matches: see `results.rebuild_order_settlements`. Louis's and Wade's
+   messages are written in the same transaction (settlement.notices).
 
 One transaction, with the project's book locked: settlement and order
 imports of a project apply one at a time. One import per upload (OneToOne):
@@ -34,25 +37,34 @@ from reconciliation.bulk import db_value, insert_columns, sql_frame
 from reconciliation.models import (
     AuditEvent,
     DataRequest,
-    Order,
     OrderSettlement,
     SettlementImport,
     SettlementLine,
-    SettlementMatch,
     Upload,
 )
-from reconciliation.services import book, live
+from reconciliation.selectors.settlement import settlement_figures
+from reconciliation.services import book
 from reconciliation.services.audit import record_audit
 from reconciliation.services.columns import arrow_text, utc_naive
 from reconciliation.services.notify import absolute
 from reconciliation.services.profiles import profile_for
+from reconciliation.services.settlement import claims, notices
+from reconciliation.services.settlement.results import (
+    MISMATCH_STATES,
+    after_book_change,
+    after_settlement_change,
+    analyze_table,
+    rebuild_order_settlements,
+)
 from reconciliation.timing import Laps
+
+# Order imports call after_book_change through this module.
+__all__ = ["MISMATCH_STATES", "after_book_change", "import_settlement", "rebuild_order_settlements"]
 
 logger = logging.getLogger(__name__)
 
 LineState = SettlementLine.State
 OrderState = OrderSettlement.State
-MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
 
 
 def _q(name: str) -> str:
@@ -72,21 +84,6 @@ def line_keys(frame: pd.DataFrame) -> pa.Array:
         "|",
     )
     return pc.if_else(pc.equal(txn, ""), fallback, pc.binary_join_element_wise("txn", txn, ":"))
-
-
-def _book_references(project) -> pd.Series:
-    """{payment_ref key: Order id} of the book (the first order when two
-    carry the same reference)."""
-    frame = sql_frame(
-        f"SELECT {_q('id')}, {_q('payment_ref')} FROM {_q(Order._meta.db_table)} "  # noqa: S608
-        f"WHERE {_q('project_id')} = %s AND {_q('payment_ref')} <> '' ORDER BY {_q('id')}",
-        [db_value(Order, "project", project.pk)],
-        ["id", "payment_ref"],
-    )
-    keys = pc.utf8_lower(pc.utf8_trim_whitespace(arrow_text(frame["payment_ref"])))
-    index = pd.Index(keys.to_numpy(zero_copy_only=False))
-    first = ~index.duplicated()
-    return pd.Series(frame["id"].to_numpy(np.int64)[first], index=index[first])
 
 
 def _earlier_keys(project) -> pa.Array:
@@ -143,8 +140,10 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
             project = data_request.project
             book.lock(project)
             laps = Laps()
+            before = settlement_figures(project)
+            references = claims.book_references(project)
             keys, states, order_ids = classify_lines(
-                frame, references=_book_references(project), earlier=_earlier_keys(project)
+                frame, references=references, earlier=_earlier_keys(project)
             )
             laps.lap("classify")
             state_values = states.to_numpy(zero_copy_only=False)
@@ -153,6 +152,7 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
             # final counts: the row is append-only, written once, complete.
             _insert_lines(import_id, project, frame, keys, states, order_ids)
             laps.lap("insert")
+            claims.claim_orphans(project=project, references=references)
             mismatches = rebuild_order_settlements(project=project)
             laps.lap("rebuild")
             settlement_import = SettlementImport.objects.create(
@@ -173,6 +173,9 @@ def import_settlement(*, upload: Upload, frame: pd.DataFrame, layout: str, actor
             _record(settlement_import, data_request, creator, mismatches)
             after_settlement_change(
                 project=project, cause={"kind": "import", "file_name": upload.original_name}
+            )
+            notices.settlement_import_done(
+                settlement_import, before=before, after=settlement_figures(project)
             )
             laps.lap("summary")
     except IntegrityError:
@@ -219,16 +222,7 @@ def _insert_lines(import_id, project, frame, keys, states, order_ids) -> None:
         "order_id": order_ids,
     }
     insert_columns(SettlementLine._meta.db_table, columns)
-    _analyze(SettlementLine)
-
-
-def _analyze(model) -> None:
-    """Fresh statistics for a table a bulk write just grew, so the SQL that
-    follows in the same transaction gets a sensible plan (PostgreSQL has
-    none for a million rows it has not seen yet)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {_q(model._meta.db_table)}")  # noqa: S608 - fixed name
+    analyze_table(SettlementLine)
 
 
 _TEXT = (
@@ -240,99 +234,6 @@ _TEXT = (
     "settlement_status",
     "provider",
 )
-
-
-def rebuild_order_settlements(*, project) -> int:
-    """Every order's settlement result from its counted lines, in SQL: lines
-    matched on arrival plus orphans a person matched (and not undone);
-    duplicate lines never count. Only lines the provider reports settled move
-    money; an order whose lines are all unsettled or on hold stays `expected`.
-    Returns how many orders now disagree with their lines."""
-    lines = _q(SettlementLine._meta.db_table)
-    matches = _q(SettlementMatch._meta.db_table)
-    orders = _q(Order._meta.db_table)
-    results = _q(OrderSettlement._meta.db_table)
-    project_id = db_value(OrderSettlement, "project", project.pk)
-    counted = (
-        f"SELECT COALESCE(m.{_q('order_id')}, l.{_q('order_id')}) AS order_pk, "  # noqa: S608 - fixed names
-        f"l.{_q('gross_amount')} AS gross, l.{_q('fee_amount')} AS fee, "
-        f"l.{_q('net_amount')} AS net, l.{_q('settlement_status')} AS status, "
-        f"CASE WHEN m.{_q('accept_difference')} THEN 1 ELSE 0 END AS accepted "
-        f"FROM {lines} l LEFT JOIN {matches} m ON m.{_q('line_id')} = l.{_q('id')} "
-        f"AND m.{_q('undone_at')} IS NULL "
-        f"WHERE l.{_q('project_id')} = %s AND l.{_q('line_state')} <> 'duplicate_line'"
-    )
-    settled = "CASE WHEN c.status = 'settled' THEN {} ELSE 0 END"
-    sums = (
-        f"SELECT c.order_pk, SUM({settled.format('c.gross')}) AS gross, "  # noqa: S608 - fixed names
-        f"SUM({settled.format('c.fee')}) AS fee, SUM({settled.format('c.net')}) AS net, "
-        f"SUM({settled.format('CASE WHEN c.gross < 0 THEN -c.gross ELSE 0 END')}) AS refund, "
-        f"SUM(CASE WHEN c.status = 'settled' THEN 0 ELSE c.gross END) AS unsettled, "
-        f"SUM(CASE WHEN c.status = 'settled' THEN 1 ELSE 0 END) AS settled_lines, "
-        f"COUNT(*) AS line_count, MAX(c.accepted) AS accepted "
-        f"FROM ({counted}) c WHERE c.order_pk IS NOT NULL GROUP BY c.order_pk"
-    )
-    same = "ABS(s.gross - o.{amount}) < 0.005".format(amount=_q("amount"))
-    state = (
-        "CASE WHEN s.settled_lines = 0 THEN 'expected' "
-        f"WHEN {same} THEN 'settled' "
-        "WHEN ABS(s.gross) < 0.005 AND s.refund > 0 THEN 'refund_settled' "
-        f"WHEN s.accepted = 1 THEN 'settled' "
-        f"WHEN s.gross > o.{_q('amount')} THEN 'over_amount' "
-        "WHEN s.gross > 0 AND s.refund > 0 THEN 'partially_refunded' "
-        "ELSE 'amount_mismatch' END"
-    )
-    accepted = f"CASE WHEN s.accepted = 1 AND NOT ({same}) THEN %s ELSE %s END"
-    names = ", ".join(
-        _q(c)
-        for c in (
-            "order_id",
-            "project_id",
-            "state",
-            "settled_gross",
-            "settled_fee",
-            "settled_net",
-            "refund_settled",
-            "unsettled_gross",
-            "line_count",
-            "difference_accepted",
-        )
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {results} WHERE {_q('project_id')} = %s", [project_id])  # noqa: S608
-        cursor.execute(
-            f"INSERT INTO {results} ({names}) "  # noqa: S608
-            f"SELECT s.order_pk, %s, {state}, s.gross, s.fee, s.net, s.refund, s.unsettled, "
-            f"s.line_count, {accepted} "
-            f"FROM ({sums}) s JOIN {orders} o ON o.{_q('id')} = s.order_pk",
-            [project_id, True, False, db_value(SettlementLine, "project", project.pk)],
-        )
-    _analyze(OrderSettlement)
-    return OrderSettlement.objects.filter(project=project, state__in=MISMATCH_STATES).count()
-
-
-def after_settlement_change(*, project, cause: dict) -> None:
-    """The stored settlement summary refreshed, and the book's version moved
-    (Louis's decision shows it changed since he took it)."""
-    from reconciliation.services import revenue
-    from reconciliation.services.settlement.summary import refresh_summary
-
-    refresh_summary(project=project)
-    book_summary = revenue.recompute_summary(project=project, cause=cause)
-    if book_summary is not None:
-        # The streams' settled money follows (a whole rewrite, after commit).
-        live.after_import(project=project, book_version=book_summary.version)
-
-
-def after_book_change(*, project) -> None:
-    """An order import or a tag changed the book: once the project has a
-    settlement file, the orders' results and the summary follow (an amount
-    that changed, an order no longer paid, a tag that makes it recognisable)."""
-    from reconciliation.services.settlement.summary import refresh_summary
-
-    if SettlementImport.objects.filter(project=project).exists():
-        rebuild_order_settlements(project=project)
-        refresh_summary(project=project)
 
 
 def _record(settlement_import, data_request, creator, mismatches) -> None:

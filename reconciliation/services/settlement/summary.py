@@ -10,11 +10,10 @@ from reconciliation.models import (
     OrderSettlement,
     OrderTag,
     SettlementImport,
-    SettlementLine,
-    SettlementMatch,
     SettlementSummary,
 )
 from reconciliation.services.revenue.rules import EVIDENCE_RESOLVES
+from reconciliation.services.settlement.claims import unplaced_orphans
 
 OrderState = OrderSettlement.State
 
@@ -47,13 +46,9 @@ def _money(value) -> float:
 
 
 def orphan_lines(project):
-    """Lines no order carries, not matched by hand (or the match undone)."""
-    live = SettlementMatch.objects.filter(undone_at__isnull=True).values("line_id")
-    return (
-        SettlementLine.objects.filter(project=project, line_state=SettlementLine.State.ORPHAN)
-        .exclude(pk__in=live)
-        .order_by("id")
-    )
+    """Lines no order carries: not claimed by an order that came later, not
+    matched by hand (or the match undone)."""
+    return unplaced_orphans(project).order_by("id")
 
 
 def _unsettled_by_hour(project_id) -> list[list]:
