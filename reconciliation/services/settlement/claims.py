@@ -47,21 +47,21 @@ class OrderSubset:
 def touched_by(project, reconciliation_import) -> OrderSubset:
     """The orders an order import brought or changed: their current version
     is one of the import's rows (an unchanged order keeps its older one).
-    Walks the import's rows and the book's (project, order_id) index."""
+    The import's rows carry the highest row ids of the project (its imports
+    apply one at a time, under the book's lock), so "one of the import's
+    rows" is "at least its first row's id". Walks the import's rows and the
+    book's (project, order_id) index."""
     orders, rows = _q(Order._meta.db_table), _q(OrderRow._meta.db_table)
+    import_db = db_value(OrderRow, "reconciliation_import", reconciliation_import.pk)
+    in_import = f"FROM {rows} r WHERE r.{_q('reconciliation_import_id')} = %s"
     return OrderSubset(
         sql=(
             f"SELECT o.{_q('id')} FROM {orders} o "  # noqa: S608 - fixed names
-            f"WHERE o.{_q('project_id')} = %s AND o.{_q('current_import_id')} = %s "
-            f"AND o.{_q('order_id')} IN "
-            f"(SELECT r.{_q('order_id')} FROM {rows} r "
-            f"WHERE r.{_q('reconciliation_import_id')} = %s)"
+            f"WHERE o.{_q('project_id')} = %s "
+            f"AND o.{_q('order_id')} IN (SELECT r.{_q('order_id')} {in_import}) "
+            f"AND o.{_q('current_row_id')} >= (SELECT MIN(r.{_q('id')}) {in_import})"
         ),
-        params=[
-            db_value(Order, "project", project.pk),
-            db_value(Order, "current_import", reconciliation_import.pk),
-            db_value(OrderRow, "reconciliation_import", reconciliation_import.pk),
-        ],
+        params=[db_value(Order, "project", project.pk), import_db, import_db],
     )
 
 
