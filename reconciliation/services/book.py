@@ -28,6 +28,7 @@ from django.db import connection, transaction
 
 from reconciliation.bulk import (
     TRACKED_CHANGES,
+    analyze_table,
     db_value,
     in_list,
     quoted_columns,
@@ -87,6 +88,8 @@ CHANGE_EXAMPLES = 50
 # (and customers) from the book; a bigger one reads the book whole, which
 # is then cheaper than a long id list.
 SELECTIVE_READ_FACTOR = 8
+# The book's statistics are refreshed when an import adds more than 1/10 of it.
+GROWTH_TO_ANALYZE = 10
 
 
 @dataclass
@@ -354,6 +357,11 @@ def apply(
                 [import_db, project_db, import_db],
             )
             newly_missing = cursor.rowcount
+    if versions.new_orders * GROWTH_TO_ANALYZE > versions.book_orders:
+        # The book grew by a large share: without fresh statistics the
+        # evidence queue sorts the whole book instead of walking an index.
+        analyze_table(Order)
+        analyze_table(OrderRow)
     return {
         "mode": mode,
         "new_orders": versions.new_orders,

@@ -289,3 +289,24 @@ def test_a_small_file_into_a_big_book_reads_only_its_orders_with_the_same_result
     assert Order.objects.get(order_id="R-01").amount == 26000
     # NEW-1 re-buys the refunded R-05 of the same customer and programme.
     assert OrderRow.objects.get(reconciliation_import=top_up, order_id="NEW-1").rebuy_of == "R-05"
+
+
+def test_an_import_that_grows_the_book_refreshes_its_statistics_on_postgresql(louis, wade):
+    """Without them the planner takes a million-order book for an empty one
+    and the evidence queue sorts every order instead of walking its index."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL keeps planner statistics; SQLite plans without them")
+
+    def analyzed():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = %s", [Order._meta.db_table]
+            )
+            return cursor.fetchone()[0]
+
+    before = analyzed()
+    orders = [order(f"G-{n}", "paid", 990, customer=f"g{n}") for n in range(40)]
+    _import(new_request(louis), wade, *orders)
+    assert before <= 0 and analyzed() == 40

@@ -33,7 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from reconciliation.bulk import db_value, insert_columns, sql_frame
+from reconciliation.bulk import analyze_table, db_value, insert_columns, sql_frame
 from reconciliation.models import (
     AuditEvent,
     DataRequest,
@@ -53,7 +53,6 @@ from reconciliation.services.settlement.results import (
     MISMATCH_STATES,
     after_book_change,
     after_settlement_change,
-    analyze_table,
     rebuild_order_settlements,
 )
 from reconciliation.timing import Laps

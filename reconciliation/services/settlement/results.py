@@ -4,7 +4,7 @@ them: the stored summary, the book's version, the live streams' figures."""
 
 from django.db import connection
 
-from reconciliation.bulk import db_value
+from reconciliation.bulk import analyze_table, db_value
 from reconciliation.models import (
     Order,
     OrderSettlement,
@@ -25,15 +25,6 @@ MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
 
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
-
-
-def analyze_table(model) -> None:
-    """Fresh statistics for a table a bulk write just grew, so the SQL that
-    follows in the same transaction gets a sensible plan (PostgreSQL has
-    none for a million rows it has not seen yet)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {_q(model._meta.db_table)}")  # noqa: S608 - fixed name
 
 
 def rebuild_order_settlements(*, project, only: OrderSubset | None = None) -> int:
