@@ -76,6 +76,11 @@ def db_value(model, field_name: str, value):
     return model._meta.get_field(field_name).get_db_prep_value(value, connection)
 
 
+def q(name: str) -> str:
+    """A table or column name quoted for the database in use."""
+    return connection.ops.quote_name(name)
+
+
 def analyze_table(model) -> None:
     """Fresh statistics for a table a bulk write just grew, so the SQL that
     follows (in the same transaction, and every page once it commits) gets a
@@ -83,7 +88,7 @@ def analyze_table(model) -> None:
     yet, and autovacuum comes minutes later."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")  # noqa: S608 - fixed name
+            cursor.execute(f"ANALYZE {q(model._meta.db_table)}")  # noqa: S608 - fixed name
 
 
 def sql_frame(sql: str, params: list, columns) -> pd.DataFrame:

@@ -34,6 +34,9 @@ from reconciliation.bulk import (
     quoted_columns,
     sql_frame,
 )
+from reconciliation.bulk import (
+    q as _q,
+)
 from reconciliation.models import (
     BookSummary,
     Order,
@@ -124,10 +127,6 @@ def lock(project: Project) -> BookSummary:
 
 def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def order_count(project: Project) -> int:

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reconciliation.errors import Conflict, Forbidden, InvalidInput, NotFound
+from reconciliation.message_text import money
 from reconciliation.models import AuditEvent, Order, OrderSettlement, SettlementAcceptance
 from reconciliation.permissions import Action, can
 from reconciliation.services import book
@@ -29,10 +30,6 @@ def may_accept(user) -> bool:
 def _require(user) -> None:
     if not may_accept(user):
         raise Forbidden("forbidden", _("只有 Louis 能接受撥款差額。"))
-
-
-def _money(value) -> str:
-    return f"NT${value:,.0f}"
 
 
 def accept_difference(*, actor, project, order_id: str, note: str) -> SettlementAcceptance:
@@ -80,8 +77,8 @@ def accept_difference(*, actor, project, order_id: str, note: str) -> Settlement
             % {
                 "who": person,
                 "order": order.order_id,
-                "expected": _money(order.amount),
-                "settled": _money(result.settled_gross),
+                "expected": money(order.amount),
+                "settled": money(result.settled_gross),
                 "note": note,
             },
             acceptance_id=acceptance.pk,

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
-from django.db import connection
 from django.db.models.expressions import RawSQL
 
 from reconciliation.bulk import db_value, sql_frame
+from reconciliation.bulk import q as _q
 from reconciliation.models import (
     Order,
     OrderRow,
@@ -30,10 +30,6 @@ from reconciliation.models import (
     SettlementMatch,
 )
 from reconciliation.services.columns import arrow_text
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 @dataclass(frozen=True)

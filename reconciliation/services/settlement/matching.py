@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from reconciliation.bulk import analyze_table, db_value, insert_columns, sql_frame
+from reconciliation.bulk import q as _q
 from reconciliation.models import (
     AuditEvent,
     DataRequest,
@@ -64,10 +65,6 @@ logger = logging.getLogger(__name__)
 
 LineState = SettlementLine.State
 OrderState = OrderSettlement.State
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def line_keys(frame: pd.DataFrame) -> pa.Array:

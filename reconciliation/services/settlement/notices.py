@@ -6,7 +6,7 @@ A file that brought nothing new (every line seen before) tells no one."""
 
 from django.urls import reverse
 
-from reconciliation.models import Notification, OrderSettlement
+from reconciliation.models import Notification, OrderSettlement, SettlementLine
 from reconciliation.services.notify import absolute, people, queue_message, request_params
 from reconciliation.services.settlement.results import MISMATCH_STATES
 
@@ -39,7 +39,7 @@ def settlement_import_done(
     louis, wade, _huber = people(data_request)
     new_missing = max(0, after["missing_count"] - ((before or {}).get("missing_count") or 0))
     orphan_refs = list(
-        settlement_import.lines.filter(line_state="orphan")
+        settlement_import.lines.filter(line_state=SettlementLine.State.ORPHAN)
         .order_by("row_number")
         .values_list("payment_ref", flat=True)[:NAMED]
     )

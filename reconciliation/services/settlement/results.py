@@ -5,6 +5,7 @@ them: the stored summary, the book's version, the live streams' figures."""
 from django.db import connection
 
 from reconciliation.bulk import analyze_table, db_value
+from reconciliation.bulk import q as _q
 from reconciliation.models import (
     Order,
     OrderSettlement,
@@ -21,10 +22,6 @@ from reconciliation.services.settlement.summary import refresh_summary
 
 OrderState = OrderSettlement.State
 MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def rebuild_order_settlements(*, project, only: OrderSubset | None = None) -> int:

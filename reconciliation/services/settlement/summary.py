@@ -5,6 +5,7 @@ inside the transaction of whatever changed them."""
 from django.db import connection
 
 from reconciliation.bulk import db_value
+from reconciliation.bulk import q as _q
 from reconciliation.models import (
     Order,
     OrderSettlement,
@@ -16,10 +17,6 @@ from reconciliation.services.revenue.rules import EVIDENCE_RESOLVES
 from reconciliation.services.settlement.claims import unplaced_orphans
 
 OrderState = OrderSettlement.State
-
-
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def recognisable_sql(alias: str = "o", tag_alias: str = "t") -> str:
