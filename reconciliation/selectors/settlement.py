@@ -5,6 +5,7 @@ owners, the lines of an order and the orphan lines with their suggestions.
 Before any settlement import of the project every figure here is None
 (`settlement: null`): no page shows 實收 that no provider has confirmed."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from reconciliation.errors import InvalidInput
 from reconciliation.models import (
     Order,
     OrderSettlement,
+    SettlementAcceptance,
     SettlementClaim,
     SettlementLine,
     SettlementMatch,
@@ -173,9 +175,12 @@ def settlement_filter(rows, state: str, *, now=None):
 def order_state(order: Order, *, now=None) -> str | None:
     """The settlement state of one order (None before any settlement file
     or for an order that is not expected to settle)."""
+    return _state(order, OrderSettlement.objects.filter(order=order).first(), now=now)
+
+
+def _state(order: Order, result: OrderSettlement | None, *, now=None) -> str | None:
     if not has_settlement(order.project):
         return None
-    result = OrderSettlement.objects.filter(order=order).first()
     if result is not None and result.state != OrderState.EXPECTED:
         return result.state
     if order.classification != "paid":
@@ -235,3 +240,40 @@ def mismatch_reason(order: Order, result: OrderSettlement) -> dict:
         "fee": float(result.settled_fee),
         "fee_rate": round(float(result.settled_fee) / gross, 4) if gross else None,
     }
+
+
+@dataclass(frozen=True)
+class OrderSettlementOutcome:
+    """What an order's page and answer show of its settlement."""
+
+    state: str | None
+    # The order's result is `settled` because Louis (or a manual match)
+    # accepted the amount the provider settled although it differs.
+    difference_accepted: bool
+    # The result is over_amount or amount_mismatch: Louis may accept it.
+    mismatch: bool
+    # mismatch_reason, kept in view for an accepted difference too.
+    reason: dict | None
+    # Louis's live acceptance; it no longer holds (difference_accepted is
+    # False) when a later line moved the settled gross he accepted.
+    acceptance: SettlementAcceptance | None
+    lines: list[dict]
+
+
+def order_settlement(order: Order, *, now=None) -> OrderSettlementOutcome:
+    """The settlement outcome of one order: its state, whether a different
+    amount was accepted, the reason of a mismatch (or of the accepted
+    difference), Louis's live acceptance and the lines counted for it."""
+    result = OrderSettlement.objects.filter(order=order).first()
+    mismatch = result is not None and result.state in MISMATCH_STATES
+    accepted = result is not None and result.difference_accepted
+    return OrderSettlementOutcome(
+        state=_state(order, result, now=now),
+        difference_accepted=accepted,
+        mismatch=mismatch,
+        reason=mismatch_reason(order, result) if mismatch or accepted else None,
+        acceptance=SettlementAcceptance.objects.filter(order=order, undone_at__isnull=True)
+        .select_related("created_by__user")
+        .first(),
+        lines=order_lines(order),
+    )

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import OrderSettlement, SettlementAcceptance, SettlementMatch
+from reconciliation.models import OrderSettlement, SettlementMatch
 from reconciliation.permissions import Action
 from reconciliation.selectors import settlement as selectors
 from reconciliation.selectors.scorecard import default_project
@@ -43,32 +43,23 @@ def settlement_context(order, user=None) -> dict:
     difference keeps its reason (the amounts) in view."""
     if order is None:
         return {}
-    state = selectors.order_state(order)
-    result = OrderSettlement.objects.filter(order=order).first()
-    mismatch = result is not None and result.state in selectors.MISMATCH_STATES
-    reason = (
-        selectors.mismatch_reason(order, result)
-        if mismatch or (result is not None and result.difference_accepted)
-        else None
-    )
+    outcome = selectors.order_settlement(order)
+    reason = outcome.reason
     if reason is not None and reason["fee_rate"] is not None:
-        reason["fee_rate_text"] = f"{reason['fee_rate'] * 100:.2f}%"
-    lines = selectors.order_lines(order)
-    for line in lines:
-        line["txn_type_label"] = str(TXN_TYPE_LABELS.get(line["txn_type"], line["txn_type"]))
-    acceptance = (
-        SettlementAcceptance.objects.filter(order=order, undone_at__isnull=True)
-        .select_related("created_by")
-        .first()
-    )
+        reason = {**reason, "fee_rate_text": f"{reason['fee_rate'] * 100:.2f}%"}
+    lines = [
+        {**line, "txn_type_label": str(TXN_TYPE_LABELS.get(line["txn_type"], line["txn_type"]))}
+        for line in outcome.lines
+    ]
+    louis = user is not None and may_accept(user)
     return {
-        "settlement_state": state,
-        "settlement_label": dict(OrderSettlement.State.choices).get(state, ""),
+        "settlement_state": outcome.state,
+        "settlement_label": dict(OrderSettlement.State.choices).get(outcome.state, ""),
         "settlement_reason": reason,
-        "settlement_accepted": result is not None and result.difference_accepted,
-        "settlement_acceptance": acceptance,
-        "can_accept": mismatch and user is not None and may_accept(user),
-        "can_undo_acceptance": acceptance is not None and user is not None and may_accept(user),
+        "settlement_accepted": outcome.difference_accepted,
+        "settlement_acceptance": outcome.acceptance,
+        "can_accept": outcome.mismatch and louis,
+        "can_undo_acceptance": outcome.acceptance is not None and louis,
         "settlement_lines": lines,
     }
 
