@@ -3,6 +3,8 @@ through the API and the order page: note required, audited, undone; the
 order is settled with the difference accepted, its reason still shown, and
 it leaves Louis's exceptions."""
 
+from datetime import datetime
+
 import pytest
 from django.test import Client
 
@@ -14,6 +16,31 @@ from tests.test_settlement import ECPAY_FIRST, _book, _send, _settlement_request
 pytestmark = pytest.mark.django_db
 
 ACCEPT = "/api/kolable/settlement-acceptances"
+ORDER = "/api/kolable/orders/"
+# B: order NT$28,000, ECPay settled NT$26,000 with a NT$715 fee.
+B_REASON = {
+    "field": "amount",
+    "expected": 28000.0,
+    "settled": 26000.0,
+    "difference": -2000.0,
+    "fee": 715.0,
+    "fee_rate": 0.0275,
+}
+
+
+def _outcome(client, order_id: str) -> dict:
+    response = client.get(ORDER + order_id)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    return {
+        key: body[key]
+        for key in (
+            "settlement_state",
+            "difference_accepted",
+            "settlement_reason",
+            "settlement_acceptance",
+        )
+    }
 
 
 def _settled(louis, wade):
@@ -34,9 +61,33 @@ def _mismatch_owners(project) -> list[str]:
 def test_louis_accepts_a_short_settlement_and_undoes_it(api_as, louis, wade):
     project = _settled(louis, wade)
     assert figures.settlement_figures(project)["mismatch_count"] == 2
+    assert _outcome(api_as(louis), "B") == {
+        "settlement_state": "amount_mismatch",
+        "difference_accepted": False,
+        "settlement_reason": B_REASON,
+        "settlement_acceptance": None,
+    }
     made = api_as(louis).post(ACCEPT, {"order_id": "B", "note": "綠界少撥 2,000，客服確認是折價券"})
     assert made.status_code == 201, made.content
     body = made.json()
+    accepted = _outcome(api_as(louis), "B")
+    acceptance = accepted.pop("settlement_acceptance")
+    assert accepted == {
+        "settlement_state": "settled",
+        "difference_accepted": True,
+        "settlement_reason": B_REASON,
+    }
+    # The order's answer gives Taipei time, as its other timestamps.
+    assert datetime.fromisoformat(acceptance.pop("created_at")) == datetime.fromisoformat(
+        body["created_at"].replace("Z", "+00:00")
+    )
+    assert acceptance == {
+        "id": body["id"],
+        "expected_amount": 28000.0,
+        "settled_gross": 26000.0,
+        "note": "綠界少撥 2,000，客服確認是折價券",
+        "created_by": "louis",
+    }
     assert (body["expected_amount"], body["settled_gross"]) == (28000.0, 26000.0)
     assert (body["order_settlement_state"], body["created_by"]) == ("settled", "louis")
     b = OrderSettlement.objects.get(order__order_id="B")
@@ -68,6 +119,12 @@ def test_louis_accepts_a_short_settlement_and_undoes_it(api_as, louis, wade):
         "louis",
     )
     assert figures.settlement_figures(project)["mismatch_count"] == 2
+    assert _outcome(api_as(louis), "B") == {
+        "settlement_state": "amount_mismatch",
+        "difference_accepted": False,
+        "settlement_reason": B_REASON,
+        "settlement_acceptance": None,
+    }
     assert AuditEvent.objects.filter(verb="settlement.unaccepted").count() == 1
     twice = api_as(louis).post(f"{ACCEPT}/{body['id']}/undo", {})
     assert twice.status_code == 409
@@ -111,6 +168,15 @@ def test_a_later_line_that_moves_the_amount_reopens_the_mismatch(api_as, louis, 
     b = OrderSettlement.objects.get(order__order_id="B")
     assert (b.difference_accepted, b.settled_gross) == (False, 25000)
     assert b.state != "settled"
+    reopened = _outcome(api_as(louis), "B")
+    # A refund after a short settlement: partly refunded, no longer accepted.
+    assert (
+        reopened["settlement_state"],
+        reopened["difference_accepted"],
+        reopened["settlement_reason"],
+    ) == ("partially_refunded", False, None)
+    # Louis's acceptance is still live, of the gross he saw; it no longer holds.
+    assert reopened["settlement_acceptance"]["settled_gross"] == 26000.0
     page = Client()
     page.force_login(louis)
     html = page.get("/orders/B/").content.decode()

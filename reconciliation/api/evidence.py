@@ -157,6 +157,24 @@ class EvidenceEntryOut(EvidenceOut):
     on_current_version: bool
 
 
+class SettlementReasonOut(Schema):
+    field: str = Field(description="the field that differs: amount")
+    expected: float = Field(description="the order's amount")
+    settled: float = Field(description="the settled gross the provider's lines add up to")
+    difference: float = Field(description="settled − expected")
+    fee: float
+    fee_rate: float | None = Field(description="fee / settled gross; null when nothing settled")
+
+
+class SettlementAcceptanceOut(Schema):
+    id: int = Field(description="undo with POST /settlement-acceptances/{id}/undo")
+    expected_amount: float
+    settled_gross: float = Field(description="the settled gross Louis accepted")
+    note: str
+    created_by: str
+    created_at: datetime
+
+
 class OrderDetailOut(OrderOut):
     missing_from_snapshot: bool
     history: list[VersionOut]
@@ -165,6 +183,21 @@ class OrderDetailOut(OrderOut):
         None, description="null before any settlement file or for an order not owed one"
     )
     settlement_lines: list[dict] = Field(description="settlement lines matched to the order")
+    difference_accepted: bool = Field(
+        False,
+        description="settled although the settled amount differs from the order's: "
+        "Louis (or a manual match) accepted the difference",
+    )
+    settlement_reason: SettlementReasonOut | None = Field(
+        None,
+        description="why the settled amount is not the order's: for over_amount, "
+        "amount_mismatch and an accepted difference; null otherwise",
+    )
+    settlement_acceptance: SettlementAcceptanceOut | None = Field(
+        None,
+        description="Louis's live acceptance; it no longer holds (difference_accepted "
+        "false) once a later line moved the settled gross he accepted",
+    )
 
 
 def _params(model: Schema) -> dict:
@@ -253,8 +286,29 @@ def get_order(request, order_id: str):
         "missing_from_snapshot": detail.missing_from_snapshot,
         "history": [v.as_dict() for v in detail.history],
         "evidence_history": [e.as_dict() for e in detail.evidence],
-        "settlement_state": settlement_selectors.order_state(detail.order),
-        "settlement_lines": settlement_selectors.order_lines(detail.order),
+        **_settlement_out(settlement_selectors.order_settlement(detail.order)),
+    }
+
+
+def _settlement_out(outcome: settlement_selectors.OrderSettlementOutcome) -> dict:
+    acceptance = outcome.acceptance
+    return {
+        "settlement_state": outcome.state,
+        "settlement_lines": outcome.lines,
+        "difference_accepted": outcome.difference_accepted,
+        "settlement_reason": outcome.reason,
+        "settlement_acceptance": (
+            {
+                "id": acceptance.pk,
+                "expected_amount": float(acceptance.expected_amount),
+                "settled_gross": float(acceptance.settled_gross),
+                "note": acceptance.note,
+                "created_by": acceptance.created_by.username,
+                "created_at": timezone.localtime(acceptance.created_at),
+            }
+            if acceptance is not None
+            else None
+        ),
     }
 
 
