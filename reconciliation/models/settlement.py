@@ -152,6 +152,10 @@ class OrderSettlement(models.Model):
         EXPECTED = "expected", _("等待撥款")
         MISSING = "missing", _("逾期未撥款")
 
+    # The states Louis must accept or have explained: the lines do not sum
+    # to the order's amount and do not refund it either.
+    MISMATCH_STATES = (State.OVER_AMOUNT, State.AMOUNT_MISMATCH)
+
     order = models.OneToOneField(
         Order,
         primary_key=True,

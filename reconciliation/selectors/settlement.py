@@ -30,7 +30,7 @@ from reconciliation.services.settlement.summary import orphan_lines
 __all__ = ["orphan_lines"]
 
 OrderState = OrderSettlement.State
-MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
+MISMATCH_STATES = OrderSettlement.MISMATCH_STATES
 # Who must act on each settlement exception: Wade sends the missing file or
 # explains a line no order has; Louis accepts (or not) a different amount.
 SETTLEMENT_EXCEPTION_OWNERS = {

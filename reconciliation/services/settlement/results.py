@@ -21,7 +21,7 @@ from reconciliation.services.settlement.claims import OrderSubset
 from reconciliation.services.settlement.summary import refresh_summary
 
 OrderState = OrderSettlement.State
-MISMATCH_STATES = (OrderState.OVER_AMOUNT, OrderState.AMOUNT_MISMATCH)
+MISMATCH_STATES = OrderSettlement.MISMATCH_STATES
 
 
 def rebuild_order_settlements(*, project, only: OrderSubset | None = None) -> int:
