@@ -39,7 +39,7 @@ from reconciliation.management.commands._orders_data import (
     import_from_frame,
     synthetic_frame,
 )
-from reconciliation.models import OrderRow, Project
+from reconciliation.models import BookSummary, OrderRow, Project
 from reconciliation.selectors import evidence as queue
 from reconciliation.services.evidence import tag_orders
 from reconciliation.services.tag_files import import_tag_file
@@ -174,13 +174,14 @@ class Command(BaseCommand):
 
         def action(tag_filter: str, tag: str, ref: str):
             def run():
+                project = reconciliation_import.data_request.project
                 flt = queue.parse_filter(
                     {"program_id": TRAINING_PROGRAM, "tag": tag_filter},
-                    reconciliation_import=reconciliation_import,
+                    book=BookSummary.objects.get(project=project),
                 )
                 return tag_orders(
                     actor=huber,
-                    reconciliation_import=reconciliation_import,
+                    project=project,
                     tag=tag,
                     queue_filter=flt,
                     evidence_ref=ref,
@@ -226,7 +227,7 @@ class Command(BaseCommand):
             def run():
                 report = import_tag_file(
                     actor=huber,
-                    reconciliation_import=reconciliation_import,
+                    project=reconciliation_import.data_request.project,
                     data=data,
                     original_name="tags.csv",
                 )
