@@ -93,6 +93,29 @@ def test_after_an_accepted_import_verified_with_totals(client, louis, wade, pls_
     assert re.search(r'<tr class="current"[^>]*data-rule="has_data"', html)
 
 
+def test_a_request_open_for_years_charts_the_days_with_orders_not_every_day(client, louis, wade):
+    """The API sync's standing request covers 2000–2099: the chart narrows to
+    the days that have orders (and to at most CHART_MAX_DAYS of them)."""
+    from datetime import date
+
+    from reconciliation.selectors.scorecard import CHART_MAX_DAYS
+
+    standing = new_request(louis, period_start=date(2000, 1, 1), period_end=date(2099, 12, 31))
+    imported(
+        standing,
+        wade,
+        order("Y-1", "paid", 28000, when="2026-03-01 20:00"),
+        order("Y-2", "paid", 28000, customer="c2", when="2026-05-14 21:00"),
+    )
+    html = page(client, louis)
+    days = re.findall(r'<g data-day="([0-9-]+)"', html)
+    assert len(days) == CHART_MAX_DAYS
+    assert days[0] == "2026-03-14" and days[-1] == "2026-05-14"
+    assert "每日營收 3/14–5/14" in html
+    assert "2000/1/1-2099/12/31" in html  # the title's period keeps its years
+    assert len(html) < 400_000
+
+
 def test_decision_409_when_nothing_is_verified(api_as, louis, data_request):
     response = api_as(louis).post(DECISION, {"decision": "approve", "note": "x"})
     assert response.status_code == 409

@@ -51,6 +51,9 @@ from reconciliation.services.revenue import (
 
 Status = DataRequest.Status
 
+# The longest daily chart: about two months of bars.
+CHART_MAX_DAYS = 62
+
 
 @dataclass
 class Card:
@@ -179,12 +182,31 @@ class Scorecard:
         return [(str(people.get(role) or role), n) for role, n in sorted(owners.items()) if n]
 
     @property
+    def chart_span(self) -> tuple[date, date]:
+        """The days the daily chart shows: the period, when it is a few weeks
+        (5/12–5/21: zeros where no order). A longer period — the API sync's
+        standing request covers every year — narrows to the days that have
+        orders, and then to the last CHART_MAX_DAYS of those: a bar per day
+        of a century would be a 6 MB page nobody can read."""
+        start, end = self.period
+        if (end - start).days < CHART_MAX_DAYS:
+            return start, end
+        keys = [
+            row["key"]
+            for row in self.summary.by_day
+            if start.isoformat() <= row["key"] <= end.isoformat()
+        ]
+        if keys:
+            start, end = date.fromisoformat(min(keys)), date.fromisoformat(max(keys))
+        return max(start, end - timedelta(days=CHART_MAX_DAYS - 1)), end
+
+    @property
     def chart_days(self) -> list[dict]:
-        """One entry per day of the period (5/12–5/21), zeros where no order."""
+        """One entry per day of chart_span, zeros where no order."""
         if not self.verified:
             return []
         by_key = {row["key"]: row for row in self.summary.by_day}
-        start, end = self.period
+        start, end = self.chart_span
         days = []
         day = start
         while day <= end:

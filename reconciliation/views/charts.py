@@ -68,6 +68,8 @@ def daily_chart(days: list[dict]) -> SafeString:
                 short_ntd(ceiling * fraction),
             )
         )
+    # About a dozen day labels fit under the plot; longer charts label every n-th bar.
+    label_every = max(1, -(-len(days) // 12))
     bars = []
     for index, day in enumerate(days):
         x = left + slot * index + (slot - bar_w) / 2
@@ -107,7 +109,7 @@ def daily_chart(days: list[dict]) -> SafeString:
                 SafeString("".join(pieces)),
                 f"{x + bar_w / 2:.1f}",
                 height - 8,
-                day["label"],
+                day["label"] if index % label_every == 0 else "",
             )
         )
     return format_html(
