@@ -160,6 +160,27 @@ def test_a_later_file_adds_refunds_and_the_same_file_twice_changes_nothing(louis
     assert OrderSettlement.objects.get(order__order_id="A").settled_gross == 28000
 
 
+def test_two_orders_with_one_reference_the_earliest_created_has_its_line(louis, wade):
+    """Whatever order the rows were stored in (row ids differ between SQLite
+    and PostgreSQL), the line goes to the earliest created order."""
+    import_from_frame(
+        frame(
+            order("S1-LATE", amount=980, program="BOOK-980", when="2026-05-14 20:00", ref="PAY-S"),
+            order("S2-EARLY", amount=28000, when="2026-05-12 20:00", customer="c2", ref="pay-s"),
+        )
+    )
+    data_request = _settlement_request(louis)
+    _send(
+        data_request,
+        wade,
+        "shared.csv",
+        b"payment_ref,provider_txn_id,gross_amount,fee_amount,txn_date\n"
+        b"PAY-S,S001,28000,770,2026-05-12 20:01\n",
+    )
+    results = {r.order.order_id: r.state for r in OrderSettlement.objects.select_related("order")}
+    assert results == {"S2-EARLY": "settled"}
+
+
 def test_manual_match_needs_accepted_difference_and_undo_restores(louis, wade, huber):
     from reconciliation.errors import InvalidInput
 

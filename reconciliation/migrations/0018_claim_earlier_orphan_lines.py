@@ -7,7 +7,7 @@ settlement summary are rebuilt, as a settlement import does.
 It runs the app's own steps (services.settlement.claims.claim_orphans over
 the whole book, results.rebuild_order_settlements, summary.refresh_summary)
 so the claiming rule has one definition: the trimmed, case-folded
-payment_ref; the first order (lowest id) carrying it; a live manual match
+payment_ref; the first order (earliest created, then order_id) carrying it; a live manual match
 wins. Those steps read and write the settlement tables in their current
 shape, which is the one this migration leaves. A later migration that
 reshapes them must keep this step working or make it a no-op: a database

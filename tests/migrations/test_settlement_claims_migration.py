@@ -102,7 +102,7 @@ def test_orphans_stored_before_claims_are_claimed_and_results_rebuilt(louis, wad
             mode=Upload.Mode.INCREMENTAL,
             name="orders-late.csv",
         )
-        first = Order.objects.filter(order_id__in=["J", "J2"]).order_by("id").first()
+        first = Order.objects.filter(order_id__in=["J", "J2"]).order_by("created_at", "order_id")[0]
         assert _claims() == {"T9": first.order_id}
         computed_results, computed_summary = _results(), _summary(project)
         assert computed_results[first.order_id][:4] == ("settled", 5000, 138, 4862)

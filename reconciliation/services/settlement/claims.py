@@ -8,7 +8,8 @@ settlement import matches on (trimmed, case-folded):
    may no longer carry the reference).
 2. The orphan lines without a claim and without a live manual match are
    looked up among the touched orders' references; each found line is
-   claimed by the first such order (lowest id), as on arrival.
+   claimed by the first such order (earliest created_at, then order_id),
+   as on arrival.
 
 Untouched orders cannot gain or lose a claim: an order only newly carries a
 reference when it is new or changed."""
@@ -74,8 +75,10 @@ def reference_key(values) -> np.ndarray:
 
 
 def book_references(project, only: OrderSubset | None = None) -> pd.Series:
-    """{payment_ref key: Order id} of the book, or of `only` of its orders
-    (the first order when two carry the same reference)."""
+    """{payment_ref key: Order id} of the book, or of `only` of its orders.
+    When two orders carry the same reference the earliest created (then the
+    smaller order_id) has it: a rule of the data, not of the row ids, which
+    SQLite and PostgreSQL hand out in different orders for one file."""
     sql = (
         f"SELECT {_q('id')}, {_q('payment_ref')} FROM {_q(Order._meta.db_table)} "  # noqa: S608
         f"WHERE {_q('project_id')} = %s AND {_q('payment_ref')} <> ''"
@@ -84,7 +87,8 @@ def book_references(project, only: OrderSubset | None = None) -> pd.Series:
     if only is not None:
         sql += f" AND {_q('id')} IN ({only.sql})"
         params += only.params
-    frame = sql_frame(sql + f" ORDER BY {_q('id')}", params, ["id", "payment_ref"])
+    order = f" ORDER BY {_q('created_at')}, {_q('order_id')}"
+    frame = sql_frame(sql + order, params, ["id", "payment_ref"])
     index = pd.Index(reference_key(frame["payment_ref"]))
     first = ~index.duplicated()
     return pd.Series(frame["id"].to_numpy(np.int64)[first], index=index[first])
