@@ -8,25 +8,13 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations.executor import migrate, newest_migrations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("reconciliation", "0007_order_book")]
 AFTER = [("reconciliation", "0008_order_tags_on_orders")]
-
-
-def _migrate(target):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target)
-    return MigrationExecutor(connection).loader.project_state(target).apps
-
-
-def _latest():
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes("reconciliation")
 
 
 def _old_world(apps):
@@ -100,10 +88,10 @@ def _old_world(apps):
 
 
 def test_the_book_is_built_and_tags_follow_their_orders():
-    latest = _latest()
+    latest = newest_migrations()
     try:
-        project = _old_world(_migrate(BEFORE))
-        apps = _migrate(AFTER)
+        project = _old_world(migrate(BEFORE))
+        apps = migrate(AFTER)
         Order = apps.get_model("reconciliation", "Order")
         OrderTag = apps.get_model("reconciliation", "OrderTag")
         Evidence = apps.get_model("reconciliation", "OrderEvidence")
@@ -124,4 +112,4 @@ def test_the_book_is_built_and_tags_follow_their_orders():
         # KB-2 was tagged on a version the second file changed: kept, marked stale.
         assert tags == {"KB-1": ("paid", False), "KB-2": ("paid", True)}
     finally:
-        _migrate(latest)
+        migrate(latest)

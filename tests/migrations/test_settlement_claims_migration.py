@@ -8,8 +8,6 @@ Migrated forward, the claims, every order's result and the summary must be
 exactly what the services computed."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from reconciliation.management.commands._orders_data import import_from_frame
 from reconciliation.models import (
@@ -22,6 +20,7 @@ from reconciliation.models import (
 )
 from reconciliation.services.settlement.manual import match_line
 from tests.imp_frames import frame, order
+from tests.migrations.executor import migrate, newest_migrations
 from tests.test_settlement import _send, _settlement_request
 from tests.test_settlement_late_orders import _results
 
@@ -44,17 +43,6 @@ SETTLEMENT = (
 )
 
 
-def _migrate(target):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target)
-    return MigrationExecutor(connection).loader.project_state(target).apps
-
-
-def _latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes("reconciliation")
-
-
 def _summary(project) -> tuple:
     summary = SettlementSummary.objects.get(project=project)
     return summary.figures, summary.unsettled_by_hour
@@ -68,7 +56,7 @@ def _claims() -> dict:
 
 
 def test_orphans_stored_before_claims_are_claimed_and_results_rebuilt(louis, wade, huber):
-    latest = _latest()
+    latest = newest_migrations()
     try:
         import_from_frame(
             frame(
@@ -108,7 +96,7 @@ def test_orphans_stored_before_claims_are_claimed_and_results_rebuilt(louis, wad
         assert computed_results[first.order_id][:4] == ("settled", 5000, 138, 4862)
         assert computed_summary[0]["orphan_count"] == 0
 
-        old = _migrate(BEFORE_CLAIMS)
+        old = migrate(BEFORE_CLAIMS)
         old.get_model("reconciliation", "OrderSettlement").objects.filter(
             order__order_id__in=LATE
         ).delete()
@@ -120,14 +108,14 @@ def test_orphans_stored_before_claims_are_claimed_and_results_rebuilt(louis, wad
         ).update(behind_since=None)
 
         # The claims table alone claims nothing.
-        _migrate(CLAIMS_TABLE)
+        migrate(CLAIMS_TABLE)
         assert not SettlementClaim.objects.exists()
         assert first.order_id not in _results()
 
-        _migrate(AFTER)
+        migrate(AFTER)
         assert _claims() == {"T9": first.order_id}
         assert _results() == computed_results
         assert _summary(project) == computed_summary
         assert LiveBookTotals.objects.get(project=project).behind_since is not None
     finally:
-        _migrate(latest)
+        migrate(latest)
