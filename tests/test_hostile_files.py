@@ -262,6 +262,23 @@ def _multipart(filename: str, data: bytes) -> tuple[bytes, str]:
     )
 
 
+def _stop(server, seconds: float = 30):
+    """SIGTERM the server (SIGINT may be ignored: a shell's background jobs
+    inherit it ignored) and reap it with its rusage; SIGKILL after `seconds`."""
+    server.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            pid, _status, usage = os.wait4(server.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if pid:
+            return usage
+        time.sleep(0.1)
+    server.kill()
+    return os.wait4(server.pid, 0)[2]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_real_server_survives_the_corpus_with_bounded_memory(seeded, tmp_path):
     """`manage.py runserver` in a child process against the test database:
@@ -325,11 +342,7 @@ def test_a_real_server_survives_the_corpus_with_bounded_memory(seeded, tmp_path)
             )
         )
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            _pid, _status, usage = os.wait4(server.pid, 0)
-        except ChildProcessError:
-            usage = None
+        usage = _stop(server)
     assert own_peak_kb / 1024 < PEAK_MEMORY_LIMIT_MB
     assert usage is not None
     # ru_maxrss is in KiB on Linux; it includes the reader children it waited for.
