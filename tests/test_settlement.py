@@ -59,6 +59,17 @@ def _send(data_request, wade, name, data: bytes):
     return upload, result
 
 
+# B: order NT$28,000, ECPay settled NT$26,000 with a NT$715 fee.
+B_REASON = {
+    "field": "amount",
+    "expected": 28000.0,
+    "settled": 26000.0,
+    "difference": -2000.0,
+    "fee": 715.0,
+    "fee_rate": 0.0275,
+}
+
+
 ECPAY_FIRST = (
     "綠界科技 信用卡撥款對帳明細\r\n"
     "訂單編號,授權單號,交易日期,請款日期,交易金額,手續費,撥款金額\r\n"
@@ -113,14 +124,7 @@ def test_ecpay_file_matches_the_book_with_exact_states_and_figures(louis, wade):
     }
     b = OrderSettlement.objects.get(order__order_id="B")
     reason = figures.mismatch_reason(b.order, b)
-    assert reason == {
-        "field": "amount",
-        "expected": 28000.0,
-        "settled": 26000.0,
-        "difference": -2000.0,
-        "fee": 715.0,
-        "fee_rate": 0.0275,
-    }
+    assert reason == B_REASON
     got = figures.settlement_figures(project)
     # Matched, counted lines: A 28000/770, B 26000/715, C 28000−28000/770,
     # D 12000/330, E 2×3600/2×99.

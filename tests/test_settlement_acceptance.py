@@ -11,21 +11,12 @@ from django.test import Client
 from reconciliation.models import AuditEvent, DataRequest, OrderSettlement
 from reconciliation.selectors import settlement as figures
 from reconciliation.selectors.scorecard import default_project
-from tests.test_settlement import ECPAY_FIRST, _book, _send, _settlement_request
+from tests.test_settlement import B_REASON, ECPAY_FIRST, _book, _send, _settlement_request
 
 pytestmark = pytest.mark.django_db
 
 ACCEPT = "/api/kolable/settlement-acceptances"
 ORDER = "/api/kolable/orders/"
-# B: order NT$28,000, ECPay settled NT$26,000 with a NT$715 fee.
-B_REASON = {
-    "field": "amount",
-    "expected": 28000.0,
-    "settled": 26000.0,
-    "difference": -2000.0,
-    "fee": 715.0,
-    "fee_rate": 0.0275,
-}
 
 
 def _outcome(client, order_id: str) -> dict:

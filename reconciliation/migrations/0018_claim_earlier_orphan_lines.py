@@ -7,8 +7,8 @@ settlement summary are rebuilt, as a settlement import does.
 It runs the app's own steps (services.settlement.claims.claim_orphans over
 the whole book, results.rebuild_order_settlements, summary.refresh_summary)
 so the claiming rule has one definition: the trimmed, case-folded
-payment_ref; the first order (earliest created, then order_id) carrying it; a live manual match
-wins. Those steps read and write the settlement tables in their current
+payment_ref; the first order (earliest created, then order_id) carrying it;
+a live manual match wins. Those steps read and write the settlement tables in their current
 shape, which is the one this migration leaves. A later migration that
 reshapes them must keep this step working or make it a no-op: a database
 past this migration has its claims, and every import rewrites them.
@@ -18,16 +18,14 @@ every-minute sweep rewrites them); the book's version and Louis's
 notifications are left to the next import or decision."""
 
 from django.db import migrations, transaction
-from django.utils import timezone
 
 
 def claim_earlier_orphans(apps, schema_editor):
     from reconciliation.models import Project
-    from reconciliation.services import book
+    from reconciliation.services import book, live
     from reconciliation.services.settlement import claims, results, summary
 
     SettlementImport = apps.get_model("reconciliation", "SettlementImport")
-    Totals = apps.get_model("reconciliation", "LiveBookTotals")
     project_ids = (
         SettlementImport.objects.order_by("project_id")
         .values_list("project_id", flat=True)
@@ -40,10 +38,7 @@ def claim_earlier_orphans(apps, schema_editor):
             claims.claim_orphans(project=project)
             results.rebuild_order_settlements(project=project)
             summary.refresh_summary(project=project)
-            if not Totals.objects.filter(project_id=project_id).update(behind_since=timezone.now()):
-                Totals.objects.create(
-                    project_id=project_id, book_version=0, totals={}, behind_since=timezone.now()
-                )
+            live.mark_behind(project)
 
 
 class Migration(migrations.Migration):

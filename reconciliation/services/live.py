@@ -331,11 +331,17 @@ def after_import(*, project: Project, book_version: int) -> None:
     if settings.LIVE_FIGURES_INLINE:
         refresh_live_streams(project=project, book_version=book_version, orders_changed=True)
         return
+    mark_behind(project)
+    project_id = project.pk
+    transaction.on_commit(lambda: queue_refresh(project_id=project_id))
+
+
+def mark_behind(project: Project) -> None:
+    """The streams' figures no longer follow the book: the every-minute sweep
+    rewrites them (after SWEEP_AFTER) unless a queued refresh does first."""
     now = timezone.now()
     if not LiveBookTotals.objects.filter(project=project).update(behind_since=now):
         LiveBookTotals.objects.create(project=project, totals={}, behind_since=now)
-    project_id = project.pk
-    transaction.on_commit(lambda: queue_refresh(project_id=project_id))
 
 
 def queue_refresh(*, project_id) -> None:
