@@ -211,8 +211,11 @@ def _read_zip(path: Path, max_rows: int) -> RawTable:
         else:
             raise FileProblem("unsupported_type", kind="ZIP")
         check_zip_bomb(archive)
-        check_sheet_extent(archive, kind, max_rows)
-    return _read_workbook(path, kind, max_rows)
+        # The reader child starts now and the extent check runs beside it
+        # (the two cores): an extent refused stops the child.
+        with _SheetReader(path, kind, max_rows) as reader:
+            check_sheet_extent(archive, kind, max_rows)
+            return reader.table()
 
 
 def _read_ole(path: Path, max_rows: int) -> RawTable:
@@ -220,7 +223,8 @@ def _read_ole(path: Path, max_rows: int) -> RawTable:
     if ENCRYPTED_PACKAGE in data:
         raise FileProblem("encrypted_xlsx")
     try:
-        return _read_workbook(path, "xls", max_rows)
+        with _SheetReader(path, "xls", max_rows) as reader:
+            return reader.table()
     except FileProblem as exc:
         if exc.code == "too_many_rows":
             raise
@@ -228,13 +232,18 @@ def _read_ole(path: Path, max_rows: int) -> RawTable:
         raise FileProblem("encrypted_xlsx") from exc
 
 
-def _read_workbook(path: Path, kind: str, max_rows: int) -> RawTable:
+class _SheetReader:
     """The first worksheet whose top rows carry the schema headers, read by
-    ``sheet_reader`` in a child process under an address-space limit."""
-    memory_mb = int(getattr(settings, "SHEET_READER_MEMORY_MB", 2048))
-    timeout = float(getattr(settings, "SHEET_READER_TIMEOUT_SECONDS", 600))
-    with tempfile.TemporaryDirectory(prefix="sheet-") as folder:
-        out = Path(folder) / "sheet.arrow"
+    ``sheet_reader`` in a child process under an address-space limit.
+    Started on entering; ``table()`` waits for its answer; leaving without
+    one (an exception) kills the child."""
+
+    def __init__(self, path: Path, kind: str, max_rows: int):
+        self.path, self.kind = path, kind
+        self.memory_mb = int(getattr(settings, "SHEET_READER_MEMORY_MB", 2048))
+        self.timeout = float(getattr(settings, "SHEET_READER_TIMEOUT_SECONDS", 600))
+        self.folder = tempfile.TemporaryDirectory(prefix="sheet-")
+        self.out = Path(self.folder.name) / "sheet.arrow"
         env = {
             key: value
             for key, value in os.environ.items()
@@ -247,42 +256,61 @@ def _read_workbook(path: Path, kind: str, max_rows: int) -> RawTable:
             OMP_NUM_THREADS="1",
             RAYON_NUM_THREADS="1",
         )
+        self.args = [
+            sys.executable,
+            "-m",
+            "reconciliation.sheet_reader",
+            str(path),
+            str(self.out),
+            kind,
+            str(max_rows),
+            str(self.memory_mb),
+        ]
+        self.env = env
+        self.child = None
+
+    def __enter__(self):
+        self.child = subprocess.Popen(  # noqa: S603 - our own module, no shell
+            self.args,
+            env=self.env,
+            cwd=str(BASE_DIR),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.child.poll() is None:
+            self.child.kill()
+            self.child.communicate()
+        self.folder.cleanup()
+
+    def table(self) -> RawTable:
         try:
-            child = subprocess.run(  # noqa: S603 - our own module, no shell
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciliation.sheet_reader",
-                    str(path),
-                    str(out),
-                    kind,
-                    str(max_rows),
-                    str(memory_mb),
-                ],
-                env=env,
-                cwd=str(BASE_DIR),
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
+            stdout, stderr = self.child.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            raise FileProblem("sheet_too_large", detail=f"> {timeout:.0f} s") from None
-        answer = _child_answer(child.stdout)
-        if child.returncode != 0 or answer is None:
-            logger.warning("spreadsheet reader for %s ended with %s", path.name, child.returncode)
+            raise FileProblem("sheet_too_large", detail=f"> {self.timeout:.0f} s") from None
+        answer = _child_answer(stdout)
+        returncode = self.child.returncode
+        if returncode != 0 or answer is None:
+            logger.warning("spreadsheet reader for %s ended with %s", self.path.name, returncode)
             # Killed or aborted by the address-space limit (a Rust allocation
             # failure aborts), or a MemoryError in Python.
             if (
-                child.returncode < 0
-                or child.returncode == MEMORY_ERROR_EXIT
-                or b"MemoryError" in child.stderr[-4096:]
+                returncode < 0
+                or returncode == MEMORY_ERROR_EXIT
+                or b"MemoryError" in stderr[-4096:]
             ):
-                raise FileProblem("sheet_too_large", detail=f"> {memory_mb:,} MB")
+                raise FileProblem("sheet_too_large", detail=f"> {self.memory_mb:,} MB")
             raise FileProblem("unreadable_file", reason="damaged")
         if not answer.get("ok"):
             raise FileProblem(answer.get("code", "unreadable_file"), **answer.get("params", {}))
-        with pa.OSFile(str(out), "rb") as source:  # a copy: the folder goes next
+        with pa.OSFile(str(self.out), "rb") as source:  # a copy: the folder goes next
             table = pa.ipc.open_file(source).read_all()
+        return _raw_sheet(self.kind, answer, table)
+
+
+def _raw_sheet(kind: str, answer: dict, table) -> RawTable:
     headers = answer["headers"]
     index = int(answer["header_index"])
     rows = table.num_rows

@@ -191,8 +191,19 @@ def read_sheet(source: str, out: str, kind: str, max_rows: int) -> dict:
     return {"ok": True, "headers": headers, "header_index": index, "sheet": name, "rows": len(body)}
 
 
+class _WithoutPandas:
+    """pyarrow imports pandas on its first ``pa.array`` when it can (half a
+    second of the child's start); nothing here needs it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError(f"{name} is not used by the sheet reader")
+        return None
+
+
 def main(argv: list[str]) -> int:
     source, out, kind, max_rows, memory_mb = argv
+    sys.meta_path.insert(0, _WithoutPandas())
     limit_address_space(int(memory_mb))
     try:
         answer = read_sheet(source, out, kind, int(max_rows))

@@ -284,3 +284,44 @@ def test_sample_exports_are_valid_files(tmp_path, settings):
     xlsx = validate_file(tmp_path / "orders-300.xlsx")
     assert xlsx.header_row == 3 and xlsx.row_count == 300
     assert {w["code"] for w in xlsx.warnings} >= {"duplicate_order_id"}
+
+
+def _longest_text_run(chunks: list[bytes]) -> int:
+    """The rule by hand: text runs from a '>' to the next '<'; what lies
+    between a '<' and the first '>' after it is a tag."""
+    data, longest, run, in_tag = b"".join(chunks), 0, 0, False
+    for byte in data:
+        if in_tag:
+            in_tag = byte != ord(">")
+        elif byte == ord("<"):
+            longest, run, in_tag = max(longest, run), 0, True
+        else:
+            run += 1
+    return max(longest, run)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b'<c r="A1"><v>12345</v></c>'],
+        [b"<t>ab>cd>ef</t>"],  # '>' inside text is text
+        [b"<t>abc", b"defgh", b"ij</t>"],  # a run across chunks
+        [b"<a<b>xyz<c>"],  # a '<' inside a tag
+        [b"<t attr='", b"x' >long text", b" here</t>"],  # a tag across chunks
+        [b"no tags at all"],
+    ],
+)
+def test_the_longest_cell_is_measured_exactly_across_chunks(chunks):
+    from reconciliation.sheet_extent import _check_text_runs
+
+    longest = _longest_text_run(chunks)
+
+    def scan(limit):
+        carry = 0
+        for chunk in chunks:
+            carry = _check_text_runs(chunk, carry, limit)
+
+    scan(longest)  # a run of exactly the limit passes
+    with pytest.raises(FileProblem) as refused:
+        scan(longest - 1)
+    assert refused.value.code == "sheet_too_large"
