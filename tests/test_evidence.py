@@ -189,6 +189,40 @@ def test_page_queries_do_not_grow_with_page_size(
     assert "已付款".encode() in response.content
 
 
+def _page_plan(book, flt, cursor=None) -> str:
+    """The database's plan for the queue page's query, as text."""
+    with CaptureQueriesContext(connection) as captured:
+        queue.queue_page(book, flt, cursor=cursor, page_size=20)
+    (sql,) = [q["sql"] for q in captured.captured_queries if "LIMIT 21" in q["sql"]]
+    with connection.cursor() as cursor_:
+        if connection.vendor == "postgresql":
+            # Without the cheap ways out on a small table, the plan shows
+            # which index the page walks on a big one.
+            cursor_.execute("SET LOCAL enable_seqscan = off")
+            cursor_.execute("SET LOCAL enable_sort = off")
+            cursor_.execute("SET LOCAL enable_bitmapscan = off")
+            cursor_.execute("EXPLAIN " + sql)
+        else:
+            cursor_.execute("EXPLAIN QUERY PLAN " + sql)
+        return "\n".join(str(row) for row in cursor_.fetchall())
+
+
+def test_a_programme_page_walks_the_programme_index_in_both_directions(project):
+    """The book's ids are grouped by programme: reading a programme's page off
+    the primary key skips every order of the programmes before it (at
+    1,000,000 orders 45 ms forward, 580 ms backward on PostgreSQL)."""
+    imp = import_from_frame(synthetic_frame(400, training=300, seed=5), project=project)
+    book = _book(imp)
+    past_the_end = queue.encode_cursor("p", Order.objects.aggregate(m=Max("id"))["m"] + 1)
+    # Forward through the training programme, backward from the end through
+    # the programme whose ids come first.
+    for program, cursor in ((TRAINING_PROGRAM, None), ("COACH-12000", past_the_end)):
+        flt = queue.parse_filter({"program_id": program, "tag": "untagged"}, book=book)
+        plan = _page_plan(book, flt, cursor)
+        assert "order_queue_program_idx" in plan, plan
+        assert "kolable_orders_pkey" not in plan and "TEMP B-TREE" not in plan, plan
+
+
 # --- Tagging ----------------------------------------------------------------------------
 
 
