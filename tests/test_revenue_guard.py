@@ -7,8 +7,10 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from reconciliation.models import AuditEvent, ReconciliationImport, RevenueDecision
+from reconciliation.models import AuditEvent, ImportSummary, ReconciliationImport, RevenueDecision
 from reconciliation.services.imports import _record_failed, import_frame
 from tests.imp_frames import accepted_upload, frame, new_request, order
 
@@ -268,3 +270,24 @@ def test_scorecard_shows_the_book_built_by_every_import(client, louis, wade, dat
     html = page(client, louis, "/scorecard/?import=nope")
     assert 'data-testid="book-import" class="current"' not in html
     assert 'data-testid="total-paid">NT$56,990<' in html
+
+
+def test_the_scorecard_costs_the_same_with_more_imports(client, louis, wade, data_request):
+    """Each import is one row of the list: a third import adds no query, and
+    no import's own copy of the totals and breakdowns is read."""
+    imported(data_request, wade)
+    imported(new_request(louis, requested_dataset="05-22 export"), wade, order("N-1", "paid", 990))
+
+    client.force_login(louis)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/scorecard/").status_code == 200
+        return [q["sql"] for q in captured.captured_queries]
+
+    two = queries()
+    imported(new_request(louis, requested_dataset="05-23 export"), wade, order("N-2", "paid", 990))
+    three = queries()
+    assert len(three) == len(two)
+    summary = ImportSummary._meta.db_table
+    assert not [sql for sql in three if f'"{summary}"."totals"' in sql]

@@ -71,6 +71,13 @@ def _blocker(data_request: DataRequest, now) -> dict:
     }
 
 
+def _uploads(data_request: DataRequest):
+    """The request's uploads without their error reports: a refused file's
+    row errors can be thousands of entries, and the rules read only the
+    upload's status and counts."""
+    return data_request.uploads.defer("row_errors", "file_errors", "warnings")
+
+
 def _upload_evidence(upload: Upload) -> dict:
     return {
         "kind": "uploaded_data",
@@ -161,9 +168,9 @@ def next_job(project: Project, *, now=None) -> NextJob:
         .first()
     )
     if active is not None:
-        latest_upload = active.uploads.order_by("-created_at").first()
         accepted = (
-            active.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED)
+            _uploads(active)
+            .filter(schema_status=Upload.SchemaStatus.ACCEPTED)
             .order_by("-created_at")
             .first()
         )
@@ -191,6 +198,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 },
                 active,
             )
+        latest_upload = _uploads(active).order_by("-created_at").first()
         if (
             latest_upload is not None
             and latest_upload.schema_status == Upload.SchemaStatus.SCHEMA_FAILED
@@ -275,9 +283,8 @@ def _source_job(project: Project) -> NextJob | None:
             standing,
         )
     waiting = (
-        standing.uploads.filter(
-            schema_status=Upload.SchemaStatus.ACCEPTED, reconciliation_import__isnull=True
-        )
+        _uploads(standing)
+        .filter(schema_status=Upload.SchemaStatus.ACCEPTED, reconciliation_import__isnull=True)
         .order_by("created_at")
         .first()
     )
@@ -323,7 +330,7 @@ def _settlement_job(project: Project, imported: ReconciliationImport, now) -> Ne
                 "import_id": str(imported.pk),
             },
         )
-    accepted = requested.uploads.filter(schema_status=Upload.SchemaStatus.ACCEPTED).first()
+    accepted = _uploads(requested).filter(schema_status=Upload.SchemaStatus.ACCEPTED).first()
     if accepted is not None:
         return NextJob(
             JobType.RECONCILIATION_IMPORT,

@@ -277,10 +277,24 @@ def current_request(project: Project) -> DataRequest | None:
 def book_imports(project: Project) -> list[dict]:
     """Every import of the project's orders, oldest first, with what it did
     to the book."""
+    # Only the columns the list shows: each import's summary also keeps its
+    # own totals and breakdowns (~80 KB of JSON), which the book already has.
     imports = (
         ReconciliationImport.objects.filter(data_request__project=project)
-        .select_related("summary", "upload", "data_request")
-        .defer("upload__row_errors", "upload__file_errors", "upload__warnings")
+        .select_related("summary", "upload")
+        .only(
+            "id",
+            "data_request_id",
+            "upload_id",
+            "status",
+            "row_count",
+            "duplicate_count",
+            "created_at",
+            "scorecard_ref",
+            "summary__book",
+            "upload__original_name",
+            "upload__mode",
+        )
         .order_by("created_at", "id")
     )
     out = []
