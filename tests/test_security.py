@@ -103,3 +103,28 @@ def test_many_addresses_delay_the_account_but_never_lock_its_owner_out(client, l
             "/accounts/login/", {"username": "louis", "password": "kolable-demo-pass"}, **attacker
         )
         assert locked.status_code == 429
+
+
+def test_a_token_records_its_last_use_without_a_write_per_request(pls_api):
+    """The first call stamps last_used_at; calls within LAST_USED_PRECISION
+    read only (PLS polls /latest), and a later call stamps it again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reconciliation.api.auth import LAST_USED_PRECISION
+    from reconciliation.models import ApiToken
+
+    latest = "/api/kolable/reconciliation/latest"
+    assert pls_api.get(latest).status_code == 200
+    token = ApiToken.objects.get(user__username="pls", revoked_at__isnull=True)
+    first = token.last_used_at
+    assert first is not None
+    with CaptureQueriesContext(connection) as captured:
+        assert pls_api.get(latest).status_code == 200
+    assert not [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    token.refresh_from_db()
+    assert token.last_used_at == first
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - LAST_USED_PRECISION)
+    assert pls_api.get(latest).status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at > first

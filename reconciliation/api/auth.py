@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.utils import timezone
 from ninja.security import APIKeyHeader
@@ -8,6 +9,10 @@ from ninja.security import SessionAuth as NinjaSessionAuth
 from reconciliation.models import ApiToken
 
 TOKEN_PREFIX = "kol_"  # noqa: S105 - a public prefix, not a secret
+# How fresh a token's last_used_at is kept: a write per API read (PLS polls
+# /latest) would make every read a committed transaction, and two workers
+# would queue on the token's row.
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def hash_token(key: str) -> str:
@@ -38,7 +43,9 @@ class TokenAuth(APIKeyHeader):
         )
         if token is None:
             return None
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         request.user = token.user
         return token.user
 
