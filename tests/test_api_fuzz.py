@@ -57,34 +57,38 @@ OVER_LONG = "x" * 6000  # beyond every text limit of the API (the longest is 5,0
 
 
 @functools.cache
-def _documented_names() -> frozenset[str]:
-    """Every parameter and schema property the OpenAPI document names (the
-    generator also sends undocumented keys, which the API rightly ignores).
-    Built once: the document does not change during the run, and building it
-    for every generated case cost minutes."""
+def _documented_names(method: str, path: str) -> frozenset[str]:
+    """The parameters and body properties this operation documents. The
+    generator also sends undocumented keys, which the API rightly ignores —
+    even when another operation has a field of that name (a stray
+    `required=…` on GET /data-requests is not a text the API takes). Built
+    once per operation: building the document for every case cost minutes."""
     from reconciliation.api import api
 
     document = api.get_openapi_schema()
-    names = set()
-    for component in document.get("components", {}).get("schemas", {}).values():
-        names.update(component.get("properties", {}))
-    for path in document["paths"].values():
-        for operation in path.values():
-            names.update(p["name"] for p in operation.get("parameters", []))
+    components = document.get("components", {}).get("schemas", {})
+    operation = document["paths"][path][method.lower()]
+    names = {p["name"] for p in operation.get("parameters", [])}
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        body = media.get("schema", {})
+        if "$ref" in body:
+            body = components[body["$ref"].rsplit("/", 1)[-1]]
+        names.update(body.get("properties", {}))
     return frozenset(names)
 
 
-def _poison(case, value_of) -> bool:
+def _poison(case, value_of) -> str | None:
     """Replace the first documented text field of the body (else of the
-    query) with value_of(original). False when the operation got no text."""
-    documented = _documented_names()
+    query) with value_of(original); its name, or None when the operation got
+    no text."""
+    documented = _documented_names(case.operation.method, case.operation.full_path)
     for container in (case.body, case.query):
         if isinstance(container, dict):
             for key, value in container.items():
                 if key in documented and isinstance(value, str):
                     container[key] = value_of(value)
-                    return True
-    return False
+                    return key
+    return None
 
 
 def _call_poisoned(case, token, poison) -> None:
@@ -92,7 +96,12 @@ def _call_poisoned(case, token, poison) -> None:
     response = case.call(headers={"Authorization": f"Token {token}"})
     assert response.status_code < 500, response.text[:300]
     if poisoned:
-        assert 400 <= response.status_code < 500, (case.operation.label, response.status_code)
+        assert 400 <= response.status_code < 500, (
+            case.operation.label,
+            poisoned,
+            {k: str(v)[:40] for k, v in (case.query or {}).items()},
+            response.status_code,
+        )
 
 
 @schema.parametrize()
