@@ -66,22 +66,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
 def can(user, action: Action) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
-    return action in _actions(user)
-
-
-def _actions(user) -> frozenset[Action]:
-    """What the user may do, worked out once per user object (a page asks
-    for every action to draw its navigation): `has_perm` per action walks
-    every authentication backend each time."""
-    actions = getattr(user, "_kolable_actions", None)
-    if actions is None:
-        if user.is_superuser:
-            actions = frozenset(Action)
-        else:
-            granted = user.get_all_permissions()
-            actions = frozenset(a for a in Action if f"reconciliation.{a.value}" in granted)
-        user._kolable_actions = actions
-    return actions
+    return user.has_perm(f"reconciliation.{action.value}")
 
 
 def has_role(user, role: Role) -> bool:
