@@ -194,17 +194,17 @@ def _page_plan(book, flt, cursor=None) -> str:
     with CaptureQueriesContext(connection) as captured:
         queue.queue_page(book, flt, cursor=cursor, page_size=20)
     (sql,) = [q["sql"] for q in captured.captured_queries if "LIMIT 21" in q["sql"]]
-    with connection.cursor() as cursor_:
+    with connection.cursor() as db:
         if connection.vendor == "postgresql":
             # Without the cheap ways out on a small table, the plan shows
             # which index the page walks on a big one.
-            cursor_.execute("SET LOCAL enable_seqscan = off")
-            cursor_.execute("SET LOCAL enable_sort = off")
-            cursor_.execute("SET LOCAL enable_bitmapscan = off")
-            cursor_.execute("EXPLAIN " + sql)
+            db.execute("SET LOCAL enable_seqscan = off")
+            db.execute("SET LOCAL enable_sort = off")
+            db.execute("SET LOCAL enable_bitmapscan = off")
+            db.execute("EXPLAIN " + sql)
         else:
-            cursor_.execute("EXPLAIN QUERY PLAN " + sql)
-        return "\n".join(str(row) for row in cursor_.fetchall())
+            db.execute("EXPLAIN QUERY PLAN " + sql)
+        return "\n".join(str(row) for row in db.fetchall())
 
 
 def test_a_programme_page_walks_the_programme_index_in_both_directions(project):

@@ -1,9 +1,13 @@
-"""Sign-in throttling, the audit trail of failed sign-ins, and the headers
-every page carries."""
+"""Sign-in throttling, the audit trail of failed sign-ins, the headers
+every page carries, and what an API token keeps of its use."""
 
 from datetime import timedelta
 
-from reconciliation.models import AuditEvent
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from reconciliation.api.auth import LAST_USED_PRECISION
+from reconciliation.models import ApiToken, AuditEvent
 
 
 def test_failed_logins_are_audited_and_throttled(client, louis, settings):
@@ -108,12 +112,6 @@ def test_many_addresses_delay_the_account_but_never_lock_its_owner_out(client, l
 def test_a_token_records_its_last_use_without_a_write_per_request(pls_api):
     """The first call stamps last_used_at; calls within LAST_USED_PRECISION
     read only (PLS polls /latest), and a later call stamps it again."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from reconciliation.api.auth import LAST_USED_PRECISION
-    from reconciliation.models import ApiToken
-
     latest = "/api/kolable/reconciliation/latest"
     assert pls_api.get(latest).status_code == 200
     token = ApiToken.objects.get(user__username="pls", revoked_at__isnull=True)
