@@ -171,11 +171,12 @@ def next_job(project: Project, *, now=None) -> NextJob:
         accepted = (
             _uploads(active)
             .filter(schema_status=Upload.SchemaStatus.ACCEPTED)
+            .select_related("reconciliation_import")
             .order_by("-created_at")
             .first()
         )
         if accepted is not None:
-            imported = ReconciliationImport.objects.filter(upload=accepted).first()
+            imported = getattr(accepted, "reconciliation_import", None)
             if imported is None:
                 return NextJob(
                     JobType.RECONCILIATION_IMPORT,

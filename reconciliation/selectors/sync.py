@@ -79,9 +79,16 @@ def source_out(source: SyncSource) -> dict:
 
 def source_health(project: Project) -> tuple[SyncSource | None, SyncRun | None]:
     """The project's source and its last finished run (None when none)."""
-    source = sources_of(project).first()
+    # Not joined to the project: the caller has it.
+    source = (
+        SyncSource.objects.filter(project=project)
+        .select_related("data_request")
+        .order_by("created_at")
+        .first()
+    )
     if source is None:
         return None, None
+    source.project = project
     return source, last_finished_run(source)
 
 

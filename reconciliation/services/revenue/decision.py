@@ -35,9 +35,11 @@ def book_for(project: Project | None) -> BookSummary | None:
     it. None means the period's revenue is unverified."""
     if project is None:
         return None
+    # Not joined to the project: the caller has it (with its people loaded,
+    # often), and it is set on the summary below.
     query = (
         BookSummary.objects.filter(project=project)
-        .select_related("as_of_import__data_request", "as_of_import__upload", "project")
+        .select_related("as_of_import__data_request", "as_of_import__upload")
         .defer(
             "as_of_import__upload__row_errors",
             "as_of_import__upload__file_errors",
@@ -54,6 +56,7 @@ def book_for(project: Project | None) -> BookSummary | None:
         summary = query.first()
     if summary is None or summary.effective_status == ReconciliationImport.Status.FAILED:
         return None
+    summary.project = project
     return summary
 
 
