@@ -91,3 +91,40 @@ def test_superuser_may_do_everything(db):
     admin = get_user_model().objects.create_superuser("root", password="x" * 12)
     assert all(can(admin, action) for action in Action)
     assert Role.LOUIS.value == "louis"
+
+
+def test_a_permission_granted_to_the_person_counts_beside_their_role(
+    outsider, huber, django_assert_num_queries
+):
+    """Permissions come from the person and from their groups (one query);
+    a deactivated account has none."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    outsider.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="reconciliation", codename=Action.VIEW_EVIDENCE.value
+        )
+    )
+    outsider = get_user_model().objects.get(pk=outsider.pk)
+    assert can(outsider, Action.VIEW_EVIDENCE)
+    assert not can(outsider, Action.TAG_EVIDENCE)
+
+    huber.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="reconciliation", codename=Action.DECIDE_REVENUE.value
+        )
+    )
+    huber = get_user_model().objects.get(pk=huber.pk)
+    with django_assert_num_queries(1):
+        assert can(huber, Action.DECIDE_REVENUE)
+        assert can(huber, Action.TAG_EVIDENCE)
+    assert huber.get_all_permissions() >= {
+        f"reconciliation.{action.value}" for action in ROLE_ACTIONS[Role.HUBER]
+    }
+
+    huber.is_active = False
+    huber.save(update_fields=["is_active"])
+    huber = get_user_model().objects.get(pk=huber.pk)
+    assert not can(huber, Action.TAG_EVIDENCE)
+    assert huber.get_all_permissions() == set()
