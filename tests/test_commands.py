@@ -55,3 +55,37 @@ def test_preflight_refuses_development_settings(settings, monkeypatch):
     out = io.StringIO()
     call_command("preflight", stdout=out, stderr=io.StringIO())
     assert "preflight ok" in out.getvalue()
+
+
+def test_bench_live_runs_to_its_figures(tmp_path):
+    """`make bench` ends with bench_live: it runs (a small book, on SQLite in
+    its own folder), the worker's rewrite of the stream figures included,
+    and prints every figure. Nothing about speed is asserted."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="kolable.settings")
+    completed = subprocess.run(  # noqa: S603 - this project's manage.py
+        [sys.executable, "manage.py", "bench_live", "--orders", "3000", "--repeat", "1"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    summary = completed.stdout.split("bench_live summary", 1)[1]
+    assert "3,000 orders in the book" in summary
+    for label in (
+        "/live/, median",
+        "stream page LIVE-",
+        "GET /api/kolable/live-streams, median",
+        "stored figures rewritten by the worker after the import",
+        "tag columns refreshed",
+    ):
+        assert label in summary, label
+    assert " 0 streams" not in summary

@@ -30,6 +30,7 @@ from django.urls import reverse
 from reconciliation.management.commands._orders_data import import_from_frame, synthetic_frame
 from reconciliation.models import BookSummary, LiveStreamFigures, Order, Project
 from reconciliation.services.live import refresh_live_streams
+from reconciliation.tasks import refresh_live_figures
 
 TARGET_PAGE_MS = 50
 
@@ -109,6 +110,11 @@ class Command(BaseCommand):
         start = time.perf_counter()
         import_from_frame(frame, project=project)
         self.stdout.write(f"  built in {time.perf_counter() - start:.0f} s")
+        # The import leaves the streams' figures to the worker (queued after
+        # commit); no worker runs here, so its task runs in this process.
+        start = time.perf_counter()
+        refresh_live_figures(str(project.pk))
+        rewrite_s = time.perf_counter() - start
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM ANALYZE")
@@ -135,8 +141,9 @@ class Command(BaseCommand):
             "ms",
             TARGET_PAGE_MS,
         )
+        self._record("stored figures rewritten by the worker after the import", rewrite_s, "s")
         self._record(
-            "stored figures rewritten (each import)",
+            "stored figures rewritten inside an import (LIVE_FIGURES_INLINE)",
             self._refresh_s(project, orders_changed=True),
             "s",
         )
