@@ -85,10 +85,11 @@ def analyze_table(model) -> None:
     """Fresh statistics for a table a bulk write just grew, so the SQL that
     follows (in the same transaction, and every page once it commits) gets a
     sensible plan: PostgreSQL has none for a million rows it has not seen
-    yet, and autovacuum comes minutes later."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {q(model._meta.db_table)}")  # noqa: S608 - fixed name
+    yet, and autovacuum comes minutes later; SQLite keeps none unless asked
+    (without them it reads the every-programme queue page of a 1,000,000-order
+    book off the project index and sorts it: 480 ms instead of 19)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {q(model._meta.db_table)}")  # noqa: S608 - fixed name
 
 
 def sql_frame(sql: str, params: list, columns) -> pd.DataFrame:

@@ -192,7 +192,9 @@ def compare(project: Project, frame: pd.DataFrame, *, book_orders: int | None = 
     position = pc.index_in(ids, value_set=pa.array(book["order_id"].tolist(), pa.string()))
     known = np.asarray(pc.is_valid(position).to_numpy(zero_copy_only=False), dtype=bool)
     where = pc.fill_null(position, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    stored = book["fingerprint"].to_numpy()[where]
+    # Read for the file's orders only, the book may have none of them (a new
+    # day's file): every order is then new, and there is nothing to index.
+    stored = book["fingerprint"].to_numpy()[where] if len(book) else np.full(len(first), None)
     # A book state without a fingerprint (imported before the book) compares
     # as changed: its fields are read and compared below.
     changed = known & ~(pd.Series(stored).eq(first["fingerprint"].to_numpy()).to_numpy())

@@ -291,23 +291,50 @@ def test_a_small_file_into_a_big_book_reads_only_its_orders_with_the_same_result
     assert OrderRow.objects.get(reconciliation_import=top_up, order_id="NEW-1").rebuy_of == "R-05"
 
 
-def test_an_import_that_grows_the_book_refreshes_its_statistics_on_postgresql(louis, wade):
-    """Without them the planner takes a million-order book for an empty one
-    and the evidence queue sorts every order instead of walking its index."""
+def test_an_import_that_grows_the_book_refreshes_its_statistics(louis, wade):
+    """Without them PostgreSQL takes a million-order book for an empty one,
+    and SQLite (which keeps none by itself) reads the every-programme queue
+    page off the project index and sorts the whole book (480 ms at 1,000,000
+    orders, 19 ms with them). A small file into a big book leaves them."""
     from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL keeps planner statistics; SQLite plans without them")
 
     def analyzed():
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples FROM pg_class WHERE relname = %s", [Order._meta.db_table]
-            )
-            return cursor.fetchone()[0]
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT reltuples FROM pg_class WHERE relname = %s", [Order._meta.db_table]
+                )
+                return cursor.fetchone()[0]
+            cursor.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = %s", [Order._meta.db_table])
+            return max(int(stat.split()[0]) for (stat,) in cursor.fetchall())
 
-    # An odd size no earlier test leaves behind (the statistics outlive
-    # their test's rolled-back rows).
+    # An odd size no earlier test leaves behind (PostgreSQL's statistics
+    # outlive their test's rolled-back rows).
+    data_request = new_request(louis)
     orders = [order(f"G-{n}", "paid", 990, customer=f"g{n}") for n in range(37)]
-    _import(new_request(louis), wade, *orders)
+    _import(data_request, wade, *orders)
     assert analyzed() == 37
+    _import(data_request, wade, order("G-NEW", "paid", 990, customer="gn"), mode="incremental")
+    assert Order.objects.count() == 38
+    assert analyzed() == 37
+
+
+def test_a_file_of_only_new_orders_into_a_much_bigger_book(louis, wade, project):
+    """The book is read for the file's orders only, finds none of them, and
+    every order of the file is new (the daily file of a new day)."""
+    data_request = new_request(louis)
+    _import(data_request, wade, *[order(f"B-{n}", "paid", 990, customer=f"b{n}") for n in range(40)])
+    daily = _import(
+        data_request,
+        wade,
+        order("D-1", "paid", 990, customer="d1"),
+        order("D-2", "pending", 990, customer="d2"),
+        name="day.csv",
+        mode="incremental",
+    )
+    assert daily.status == "accepted"
+    assert {k: daily.summary.book[k] for k in ("new_orders", "changed_orders")} == {
+        "new_orders": 2,
+        "changed_orders": 0,
+    }
+    assert Order.objects.filter(project=project).count() == 42
