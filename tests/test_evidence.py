@@ -223,6 +223,30 @@ def test_a_programme_page_walks_the_programme_index_in_both_directions(project):
         assert "kolable_orders_pkey" not in plan and "TEMP B-TREE" not in plan, plan
 
 
+def test_a_programmes_tag_counts_read_the_smaller_side(small_import, huber):
+    """Counted from the book's tags when there are fewer tags than orders in
+    the programme, from the programme's orders otherwise: the same counts."""
+    project = small_import.data_request.project
+    book = _book(small_import)
+    training = _training_ids(small_import)
+    sizes = {}
+    for order in Order.objects.filter(project=project).exclude(program_id=TRAINING_PROGRAM):
+        sizes.setdefault(order.program_id, []).append(order.order_id)
+    small, small_ids = min(sizes.items(), key=lambda item: len(item[1]))
+    tag_orders(actor=huber, project=project, tag="paid", order_ids=training[:3], payment_ref="P")
+    tag_orders(actor=huber, project=project, tag="refunded", order_ids=training[3:4], refund_ref="R")
+    tag_orders(actor=huber, project=project, tag="paid", order_ids=small_ids[:1], payment_ref="S")
+    tags = OrderTag.objects.filter(project=project).count()
+    assert tags == 5 < len(training) and tags >= len(small_ids)
+
+    counts = queue.tag_counts(book, TRAINING_PROGRAM)  # from the 5 tags
+    assert (counts.total, counts.by_tag) == (30, {"paid": 3, "refunded": 1})
+    counts = queue.tag_counts(book, small)  # from the programme's orders
+    assert (counts.total, counts.by_tag) == (len(small_ids), {"paid": 1})
+    assert queue.tag_counts(book, None).by_tag == {"paid": 4, "refunded": 1}
+    assert queue.tag_counts(book, "NO-SUCH-PROGRAMME").by_tag == {}
+
+
 # --- Tagging ----------------------------------------------------------------------------
 
 
