@@ -693,6 +693,40 @@ def test_plain_form_tags_everything_the_filter_matches(small_import, client, hub
     assert sorted(OrderTag.objects.values_list("order__order_id", flat=True)) == sorted(pending)
 
 
+def test_the_page_inline_form_tags_the_pressed_row_with_its_own_fields(
+    small_import, client, huber
+):
+    """Without the script: every row's controls submit the page's one inline
+    form; the pressed button's order is tagged with that row's tag and
+    reference, and no other row's."""
+    first, second = _training_ids(small_import)[:2]
+    client.force_login(huber)
+    page = client.get(reverse("evidence")).content.decode()
+    assert page.count('id="inline-tag"') == 1
+    form = page[page.index('id="inline-tag"') : page.index("</form>", page.index('id="inline-tag"'))]
+    assert "csrfmiddlewaretoken" in form and "<button type=\"submit\" disabled>" in form
+    rows = page[page.index("<tbody>") : page.index("</tbody>")]
+    assert "csrfmiddlewaretoken" not in rows and "<form" not in rows
+    assert f'name="tag:{first}" form="inline-tag"' in rows
+
+    response = client.post(
+        reverse("evidence-tag"),
+        {
+            "scope": "inline",
+            "next": "/evidence/?tag=all",
+            "order_ids": second,
+            f"tag:{first}": "paid",
+            f"ref:{first}": "PAY-FIRST",
+            f"tag:{second}": "refunded",
+            f"ref:{second}": "RF-SECOND",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/evidence/?tag=all"
+    tag = OrderTag.objects.select_related("evidence", "order").get()
+    assert (tag.order.order_id, tag.tag) == (second, "refunded")
+    assert tag.evidence.refund_ref == "RF-SECOND" and tag.evidence.payment_ref == ""
+
+
 def test_inline_plain_form_puts_the_reference_where_the_tag_says(small_import, client, huber):
     order_id = _training_ids(small_import)[0]
     client.force_login(huber)

@@ -7,7 +7,6 @@ from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -29,6 +28,8 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PAGE_SIZES = (50, 100, 200, 500)
 XLSX_EXPORT_LIMIT = 100_000
 FILTER_PREFIX = "f_"
+# The id of the page's one form that every row's quick-tag controls submit.
+INLINE_FORM = "inline-tag"
 
 
 def _detail_text(exc: DomainError) -> str:
@@ -60,7 +61,7 @@ def _amount(value) -> str:
     return f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.2f}"
 
 
-def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
+def render_queue_rows(rows, *, can_tag: bool) -> str:
     """The queue's table rows as HTML. Built here rather than in a template
     loop: the template engine spent ~1 ms a row (filters, translations and
     the per-row form), which alone broke the 100 ms page budget at 500 rows;
@@ -75,18 +76,18 @@ def render_queue_rows(request, rows, *, can_tag: bool, here: str) -> str:
             f'<option value="{v}">{_esc(label)}</option>' for v, label in tag_labels.items()
         )
         ref_label = _esc(_("單號／佐證"))
+        # The row's controls belong to the page's one inline form
+        # (INLINE_FORM); the pressed button names the order, and the tag and
+        # reference are read under that order's names. The csrf token and
+        # the way back are in the form once, not in every row.
         inline_form = (
-            f'<td class="ev-quick"><form method="post" action="{_esc(reverse("evidence-tag"))}" class="ev-inline" data-inline-tag>'
-            f'<input type="hidden" name="csrfmiddlewaretoken" value="{_esc(get_token(request))}">'
-            '<input type="hidden" name="scope" value="inline">'
-            '<input type="hidden" name="order_ids" value="{order_id}">'
-            f'<input type="hidden" name="next" value="{_esc(here)}">'
-            f'<select name="tag" aria-label="{_esc(_("標記"))}">{options}</select>'
+            '<td class="ev-quick"><div class="ev-inline" data-inline-tag>'
+            f'<select name="tag:{{order_id}}" form="{INLINE_FORM}" aria-label="{_esc(_("標記"))}">{options}</select>'
             # The row's own payment reference is filled in (the default tag
             # is paid); evidence.js clears it for the other tags.
-            f'<input type="text" name="ref" maxlength="200" placeholder="{ref_label}" aria-label="{ref_label}" value="{{payment_ref}}" data-payment-ref="{{payment_ref}}">'
-            f'<button type="submit" class="btn">{_esc(_("標記"))}</button>'
-            '<span class="small ev-inline-msg" role="status"></span></form></td>'
+            f'<input type="text" name="ref:{{order_id}}" form="{INLINE_FORM}" maxlength="200" placeholder="{ref_label}" aria-label="{ref_label}" value="{{payment_ref}}">'
+            f'<button type="submit" name="order_ids" value="{{order_id}}" form="{INLINE_FORM}" class="btn">{_esc(_("標記"))}</button>'
+            '<span class="small ev-inline-msg" role="status"></span></div></td>'
         )
     select_label = _("選取 %(order)s")
     rebuy_label = _("重買自 %(order)s")
@@ -215,9 +216,6 @@ def evidence_queue(request):
         ],
     ]
     can_tag = can(request.user, Action.TAG_EVIDENCE)
-    here = _queue_url(
-        params | ({"cursor": request.GET["cursor"]} if request.GET.get("cursor") else {})
-    )
     return render(
         request,
         "reconciliation/evidence.html",
@@ -230,7 +228,7 @@ def evidence_queue(request):
             "params": params,
             "page": page,
             "rows": page.rows,
-            "rows_html": render_queue_rows(request, page.rows, can_tag=can_tag, here=here),
+            "rows_html": render_queue_rows(page.rows, can_tag=can_tag),
             "counts": counts,
             "tag_cards": tag_cards,
             "matching": matching,
@@ -273,6 +271,7 @@ def evidence_queue(request):
             "scorecard_url": _scorecard_url(),
             "filter_prefix": FILTER_PREFIX,
             "inline_fields": evidence_service.INLINE_REFERENCE_FIELD,
+            "inline_form": INLINE_FORM,
         },
     )
 
@@ -299,7 +298,13 @@ def evidence_tag(request):
         tag = request.POST.get("tag", "")
         refs = {name: request.POST.get(name, "") for name in evidence_service.REFERENCE_FIELDS}
         if scope == "inline":
-            refs = evidence_service.inline_references(tag=tag, ref=request.POST.get("ref", ""))
+            # The page's inline form carries every row's controls; the
+            # pressed button names the order, whose own tag and reference
+            # count ("tag"/"ref" alone: a form of one order).
+            order_id = request.POST.get("order_ids", "")
+            tag = request.POST.get(f"tag:{order_id}", tag)
+            ref = request.POST.get(f"ref:{order_id}", request.POST.get("ref", ""))
+            refs = evidence_service.inline_references(tag=tag, ref=ref)
         queue_filter = None
         order_ids = None
         expected = None

@@ -95,27 +95,35 @@
   // tag is paid); another tag wants its own reference, so it is cleared.
   table.addEventListener("change", function (event) {
     var select = event.target;
-    if (!select.matches("form[data-inline-tag] select[name=tag]")) return;
-    var input = select.form.querySelector("input[name=ref]");
-    var own = input.getAttribute("data-payment-ref") || "";
+    if (!select.matches("[data-inline-tag] select")) return;
+    var input = select.parentNode.querySelector("input[type=text]");
+    var own = input.defaultValue;
     if (select.value === "paid" && !input.value) input.value = own;
     else if (select.value !== "paid" && input.value === own) input.value = "";
   });
 
-  table.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!form.matches("form[data-inline-tag]")) return;
+  // Enter in a row's reference tags that row (the page's inline form itself
+  // submits nothing on Enter: its first button is disabled).
+  table.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (event.key !== "Enter" || !input.matches("[data-inline-tag] input[type=text]")) return;
     event.preventDefault();
-    var row = form.closest("tr");
-    var select = form.querySelector("select[name=tag]");
-    var refInput = form.querySelector("input[name=ref]");
-    var message = form.querySelector(".ev-inline-msg");
-    var button = form.querySelector("button");
+    input.parentNode.querySelector("button").click();
+  });
+
+  var inlineForm = document.getElementById("inline-tag");
+  if (!inlineForm) return;
+  inlineForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = event.submitter;
+    if (!button || !button.closest("[data-inline-tag]")) return;
+    var cell = button.closest("[data-inline-tag]");
+    var row = button.closest("tr");
+    var select = cell.querySelector("select");
+    var refInput = cell.querySelector("input[type=text]");
+    var message = cell.querySelector(".ev-inline-msg");
     var ref = refInput.value.trim();
-    var payload = {
-      order_ids: [form.querySelector("input[name=order_ids]").value],
-      tag: select.value
-    };
+    var payload = { order_ids: [button.value], tag: select.value };
     if (ref) payload[inlineFields[select.value] || "evidence_ref"] = ref;
     button.disabled = true;
     message.textContent = "";
@@ -125,7 +133,7 @@
       headers: {
         "Content-Type": "application/json",
         "Accept": "application/json",
-        "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value
+        "X-CSRFToken": inlineForm.querySelector("input[name=csrfmiddlewaretoken]").value
       },
       body: JSON.stringify(payload)
     }).then(function (response) {

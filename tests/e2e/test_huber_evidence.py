@@ -70,8 +70,8 @@ def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
     # One order inline: refunded, without a page load.
     page.evaluate("window.__samePage = true")
     row = page.locator('tr[data-order-id="KOL-0512-001"]')
-    row.locator("select[name=tag]").select_option("refunded")
-    row.locator("input[name=ref]").fill("RF-0001")
+    row.locator("[data-inline-tag] select").select_option("refunded")
+    row.locator("[data-inline-tag] input[type=text]").fill("RF-0001")
     row.get_by_role("button", name="標記").click()
     expect(row.locator("[data-tag-cell]")).to_contain_text("已退款")
     expect(row.locator(".ev-inline-msg")).to_have_text("已標記")
@@ -152,5 +152,5 @@ def test_huber_tags_inline_by_selection_and_by_file_and_revenue_follows(
     reader.goto("/evidence/?tag=all")
     expect(reader.locator('tr[data-order-id="KOL-0512-002"]')).to_contain_text("金流查無這筆")
     expect(reader.get_by_test_id("bulk-form")).to_have_count(0)
-    expect(reader.locator("form[data-inline-tag]")).to_have_count(0)
+    expect(reader.locator("[data-inline-tag]")).to_have_count(0)
     shot(reader, "evidence-louis-phone")
