@@ -9,8 +9,12 @@ RUNS_SHOWN = 20
 
 
 def sources_of(project: Project | None = None):
-    sources = SyncSource.objects.select_related("project", "data_request").order_by("created_at")
-    return sources.filter(project=project) if project is not None else sources
+    """The sources, oldest first: one project's (not joined to it — the caller
+    has it), or every project's with their project."""
+    sources = SyncSource.objects.select_related("data_request").order_by("created_at")
+    if project is None:
+        return sources.select_related("project")
+    return sources.filter(project=project)
 
 
 def runs_of(source: SyncSource, *, limit: int = RUNS_SHOWN):
@@ -79,13 +83,7 @@ def source_out(source: SyncSource) -> dict:
 
 def source_health(project: Project) -> tuple[SyncSource | None, SyncRun | None]:
     """The project's source and its last finished run (None when none)."""
-    # Not joined to the project: the caller has it.
-    source = (
-        SyncSource.objects.filter(project=project)
-        .select_related("data_request")
-        .order_by("created_at")
-        .first()
-    )
+    source = sources_of(project).first()
     if source is None:
         return None, None
     source.project = project

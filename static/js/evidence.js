@@ -111,7 +111,7 @@
     input.parentNode.querySelector("button").click();
   });
 
-  var inlineForm = document.getElementById("inline-tag");
+  var inlineForm = document.getElementById(table.getAttribute("data-inline-form"));
   if (!inlineForm) return;
   inlineForm.addEventListener("submit", function (event) {
     event.preventDefault();
