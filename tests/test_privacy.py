@@ -191,3 +191,20 @@ def test_no_raw_value_is_stored_shown_or_logged(api_as, wade, louis, caplog, set
     assert raw_values[0] not in cells
     assert privacy.hash_customer_key(raw_values[0]) in cells
     assert raw_values[0] not in caplog.text
+
+
+def test_the_scorecard_names_its_people_without_reading_their_password_hashes(louis, wade):
+    """The people a page names are joined by name only: no page holds a
+    password hash it could leak into a log or an error report."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from reconciliation.selectors.scorecard import default_project, scorecard
+
+    data_request = create_data_request(requested_by=louis, data_owner_username="wade")
+    with CaptureQueriesContext(connection) as queries:
+        card = scorecard(default_project())
+    assert card.data_request.pk == data_request.pk
+    assert str(card.data_owner) and card.next_job.evidence["people_sync"]["remind"] == "wade"
+    assert queries.captured_queries
+    assert not [q["sql"] for q in queries.captured_queries if "password" in q["sql"]]

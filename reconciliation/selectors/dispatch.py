@@ -34,6 +34,7 @@ from reconciliation.models import (
     SyncRun,
     Upload,
 )
+from reconciliation.selectors.people import with_people
 from reconciliation.selectors.sync import source_health
 
 JobType = DispatchDecision.JobType
@@ -117,6 +118,22 @@ def repo_change_delivered(project: Project, repository: ArtifactClaim) -> Artifa
     )
 
 
+def _open_request(project: Project, kind: str) -> DataRequest | None:
+    """The project's newest request of `kind` not closed, with the people
+    its job names."""
+    return (
+        with_people(
+            DataRequest.objects.filter(project=project, kind=kind),
+            "data_owner_profile",
+            "requested_by_profile",
+            "project__owner_profile",
+        )
+        .exclude(status=DataRequest.Status.CLOSED)
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def _people_sync(data_request: DataRequest, *, escalated: bool) -> dict:
     """Who PLS's people_sync job is for: the owner always, and Louis a
     blocker card once the request is overdue."""
@@ -156,17 +173,7 @@ def next_job(project: Project, *, now=None) -> NextJob:
                 return _settlement_job(project, imported, now) or from_source
         return from_source
 
-    active = (
-        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS)
-        .exclude(status=DataRequest.Status.CLOSED)
-        .select_related(
-            "data_owner_profile__user",
-            "requested_by_profile__user",
-            "project__owner_profile__user",
-        )
-        .order_by("-created_at")
-        .first()
-    )
+    active = _open_request(project, DataRequest.Kind.ORDERS)
     if active is not None:
         accepted = (
             _uploads(active)
@@ -312,13 +319,7 @@ def _settlement_job(project: Project, imported: ReconciliationImport, now) -> Ne
     (people_sync) while it is owed. None once a settlement file is imported."""
     if SettlementImport.objects.filter(project=project).exists():
         return None
-    requested = (
-        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.SETTLEMENT)
-        .exclude(status=DataRequest.Status.CLOSED)
-        .select_related("data_owner_profile", "requested_by_profile", "project__owner_profile")
-        .order_by("-created_at")
-        .first()
-    )
+    requested = _open_request(project, DataRequest.Kind.SETTLEMENT)
     if requested is None:
         return NextJob(
             JobType.DATA_REQUEST,

@@ -34,6 +34,7 @@ from reconciliation.selectors.dispatch import (
     next_job,
     verified_repository,
 )
+from reconciliation.selectors.people import with_people
 from reconciliation.selectors.settlement import (
     SETTLEMENT_EXCEPTION_LABELS,
     settlement_exceptions,
@@ -248,13 +249,11 @@ class Scorecard:
 
 def default_project() -> Project | None:
     """The project the scorecard shows, with its people, in one query."""
-    return (
-        Project.objects.select_related(
-            "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
-        )
-        .order_by("created_at")
-        .first()
-    )
+    return with_project_people(Project.objects.order_by("created_at")).first()
+
+
+def with_project_people(projects):
+    return with_people(projects, "owner_profile", "data_owner_profile", "verifier_profile")
 
 
 def _people_loaded(project: Project) -> bool:
@@ -265,8 +264,10 @@ def _people_loaded(project: Project) -> bool:
 
 
 def current_request(project: Project) -> DataRequest | None:
-    base = DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS).select_related(
-        "data_owner_profile__user", "requested_by_profile__user"
+    base = with_people(
+        DataRequest.objects.filter(project=project, kind=DataRequest.Kind.ORDERS),
+        "data_owner_profile",
+        "requested_by_profile",
     )
     return (
         base.exclude(status=Status.CLOSED).order_by("-created_at").first()
@@ -334,9 +335,7 @@ def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard
     if project is None:
         return Scorecard(None, None, None, None, None, DEFAULT_PERIOD, RevenueStatus.UNVERIFIED)
     if not _people_loaded(project):
-        project = Project.objects.select_related(
-            "owner_profile__user", "data_owner_profile__user", "verifier_profile__user"
-        ).get(pk=project.pk)
+        project = with_project_people(Project.objects).get(pk=project.pk)
     data_request = current_request(project)
     book = book_for(project)
     decision = latest_decision(project) if book is not None else None

@@ -17,6 +17,7 @@ from reconciliation.models import (
     RevenueDecision,
 )
 from reconciliation.permissions import Action, can
+from reconciliation.selectors.people import with_people
 from reconciliation.services.audit import record_audit
 from reconciliation.services.profiles import profile_for
 
@@ -64,8 +65,7 @@ def latest_decision(project: Project | None) -> RevenueDecision | None:
     if project is None:
         return None
     return (
-        RevenueDecision.objects.filter(project=project)
-        .select_related("decided_by__user")
+        with_people(RevenueDecision.objects.filter(project=project), "decided_by")
         .order_by("-created_at", "-id")
         .first()
     )
