@@ -13,7 +13,8 @@ from reconciliation.api.requests import ImportBriefOut
 from reconciliation.inputs import ModelText
 from reconciliation.models import RevenueDecision, SettlementImport
 from reconciliation.permissions import Action
-from reconciliation.selectors.scorecard import default_project, scorecard
+from reconciliation.selectors.memo import memoised
+from reconciliation.selectors.scorecard import current_scorecard
 from reconciliation.selectors.scorecard_api import scorecard_as_api
 from reconciliation.services.imports import import_for_request
 from reconciliation.services.revenue import record_revenue_decision, revenue_status
@@ -132,7 +133,7 @@ def run_import(request, payload: ImportIn):
 )
 def latest(request):
     require(request, Action.VIEW_DASHBOARD)
-    return 200, _jsonable(scorecard_as_api(scorecard(default_project())))
+    return 200, memoised("latest", (), lambda: _jsonable(scorecard_as_api(current_scorecard())))
 
 
 @router.post(

@@ -34,6 +34,7 @@ from reconciliation.selectors.dispatch import (
     next_job,
     verified_repository,
 )
+from reconciliation.selectors.memo import memoised
 from reconciliation.selectors.people import with_people
 from reconciliation.selectors.settlement import (
     SETTLEMENT_EXCEPTION_LABELS,
@@ -328,6 +329,14 @@ def _coverage(book: BookSummary) -> tuple[int, int]:
     """(tagged, total) orders of the training programme."""
     counts = queue.tag_counts(book, queue.training_program_id(book))
     return counts.tagged, counts.total
+
+
+def current_scorecard(*, import_id=None) -> Scorecard:
+    """The scorecard of the default project now: the page, its exports and
+    `/latest` under load share one reading per second and database state."""
+    return memoised(
+        "scorecard", (import_id,), lambda: scorecard(default_project(), import_id=import_id)
+    )
 
 
 def scorecard(project: Project | None, *, import_id=None, now=None) -> Scorecard:

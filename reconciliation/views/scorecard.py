@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -16,11 +17,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from reconciliation.errors import DomainError
-from reconciliation.models import Project, RevenueDecision
+from reconciliation.models import RevenueDecision
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import live as live_selectors
 from reconciliation.selectors.claims import verified_claims
-from reconciliation.selectors.scorecard import Scorecard, default_project, scorecard
+from reconciliation.selectors.memo import memoised
+from reconciliation.selectors.scorecard import Scorecard, current_scorecard
 from reconciliation.services.revenue import (
     AMOUNT_METRICS,
     METRICS,
@@ -49,10 +51,6 @@ class RevenueDecisionForm(forms.Form):
     )
 
 
-def _project() -> Project | None:
-    return default_project()
-
-
 def _import_param(request):
     value = request.GET.get("import")
     if not value:
@@ -65,12 +63,27 @@ def _import_param(request):
 
 @permission_required(Action.VIEW_DASHBOARD)
 def scorecard_page(request):
-    card = scorecard(_project(), import_id=_import_param(request))
+    import_id = _import_param(request)
+    view_evidence = can(request.user, Action.VIEW_EVIDENCE)
+    page = memoised(
+        "scorecard-page", (import_id, view_evidence), lambda: _page(import_id, view_evidence)
+    )
     context = {
-        "card": card,
-        "claims": verified_claims(card.project) if card.project else [],
+        **page,
         "can_decide": can(request.user, Action.DECIDE_REVENUE),
         "decision_form": RevenueDecisionForm(),
+    }
+    return render(request, "reconciliation/scorecard.html", context)
+
+
+def _page(import_id, view_evidence: bool) -> dict:
+    """What the page shows of the book, the same for everyone who may see
+    the evidence (or not): its tables rendered once per reading."""
+    card = current_scorecard(import_id=import_id)
+    context = {
+        "card": card,
+        "claims": list(verified_claims(card.project)) if card.project else [],
+        "status_html": render_to_string("reconciliation/_scorecard_status.html", {"card": card}),
     }
     if card.verified:
         sources = card.dimension("by_source_event")
@@ -89,7 +102,12 @@ def scorecard_page(request):
                 "exceptions": card.exceptions,
             }
         )
-    return render(request, "reconciliation/scorecard.html", context)
+        # The fragments' one link for whoever may see the evidence (the
+        # page's own nav_can comes from the context processor).
+        fragment = {**context, "nav_can": {"view_evidence": view_evidence}}
+        context["book_totals"] = render_to_string("reconciliation/_scorecard_totals.html", fragment)
+        context["book_detail"] = render_to_string("reconciliation/_scorecard_book.html", fragment)
+    return context
 
 
 @require_POST
@@ -254,7 +272,7 @@ def export_tables(card: Scorecard) -> list[tuple[str, list[str], list[list]]]:
 def scorecard_export(request, fmt):
     if fmt not in ("csv", "xlsx"):
         raise Http404
-    card = scorecard(_project(), import_id=_import_param(request))
+    card = current_scorecard(import_id=_import_param(request))
     if not card.verified:
         messages.error(request, _("尚無已驗收的對帳匯入：營收未驗證，沒有可匯出的數字。"))
         return redirect("scorecard")
