@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 from django.contrib import messages
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -19,6 +20,7 @@ from reconciliation.errors import DomainError
 from reconciliation.models import OrderEvidence, OrderRow, OrderSettlement
 from reconciliation.permissions import Action, can
 from reconciliation.selectors import evidence as queue
+from reconciliation.selectors.memo import memoised
 from reconciliation.services import evidence as evidence_service
 from reconciliation.services import evidence_files, tag_files
 from reconciliation.services.revenue import ExceptionCode
@@ -171,32 +173,39 @@ def _short_time(value) -> str:
 
 @permission_required(Action.VIEW_EVIDENCE)
 def evidence_queue(request):
+    can_tag = can(request.user, Action.TAG_EVIDENCE)
+    status, context = memoised(
+        "evidence-queue",
+        (request.GET.urlencode(), can_tag),
+        lambda: _queue(request.GET, can_tag),
+    )
+    return render(request, "reconciliation/evidence.html", context, status=status)
+
+
+def _queue(query, can_tag: bool) -> tuple[int, dict]:
+    """The queue page for the query string: its status and what it shows
+    (the same for everyone who may tag, or not)."""
     try:
         book = queue.resolve_book()
     except DomainError as exc:
         # An import asked for by id cannot exist before the book does.
-        wanted = bool(request.GET.get("import_id"))
-        return render(
-            request,
-            "reconciliation/evidence.html",
-            {
-                "no_import": True,
-                "message": _("找不到這個已驗收的對帳匯入。") if wanted else _detail_text(exc),
-            },
-            status=404 if wanted else 200,
-        )
+        wanted = bool(query.get("import_id"))
+        return 404 if wanted else 200, {
+            "no_import": True,
+            "message": _("找不到這個已驗收的對帳匯入。") if wanted else _detail_text(exc),
+        }
     problem = None
     try:
-        flt = queue.parse_filter(request.GET, book=book, default_tag=queue.UNTAGGED)
+        flt = queue.parse_filter(query, book=book, default_tag=queue.UNTAGGED)
     except DomainError as exc:
         problem = _detail_text(exc)
         flt = queue.parse_filter({}, book=book, default_tag=queue.UNTAGGED)
-    page_size = queue.clamp_page_size(request.GET.get("limit") or queue.DEFAULT_PAGE_SIZE)
+    page_size = queue.clamp_page_size(query.get("limit") or queue.DEFAULT_PAGE_SIZE)
     try:
         page = queue.queue_page(
             book,
             flt,
-            cursor=request.GET.get("cursor") or None,
+            cursor=query.get("cursor") or None,
             page_size=page_size,
         )
     except DomainError as exc:
@@ -215,65 +224,56 @@ def evidence_queue(request):
             for value, label in _tag_choices()
         ],
     ]
-    can_tag = can(request.user, Action.TAG_EVIDENCE)
-    return render(
-        request,
-        "reconciliation/evidence.html",
-        {
-            "book": book,
-            "summary": summary,
-            "stale_count": queue.stale_count(book),
-            "filter_import": queue.resolve_import(book, flt.import_id) if flt.import_id else None,
-            "flt": flt,
-            "params": params,
-            "page": page,
-            "rows": page.rows,
-            "rows_html": render_queue_rows(page.rows, can_tag=can_tag),
-            "counts": counts,
-            "tag_cards": tag_cards,
-            "matching": matching,
-            "matching_text": f"{matching:,}",
-            "counts_text": {"tagged": f"{counts.tagged:,}", "total": f"{counts.total:,}"},
-            "problem": problem,
-            "training_program": queue.training_program_id(book),
-            "programs": [(p, f"{n:,}") for p, n in queue.program_choices(book)],
-            "source_events": [r["key"] for r in (summary.by_source_event if summary else [])][:100],
-            "discount_codes": [r["key"] for r in (summary.by_discount_code if summary else [])][
-                :100
-            ],
-            "tag_choices": _tag_choices(),
-            "tag_filter_choices": [
-                (queue.UNTAGGED, _("未標記")),
-                *_tag_choices(),
-                (queue.ALL_TAGS, _("全部")),
-            ],
-            "classifications": OrderRow.Classification.choices,
-            "settlement_states": OrderSettlement.State.choices,
-            "payment_statuses": [
-                ("paid", _("已付款")),
-                ("pending", _("待付款")),
-                ("refunded", _("已退款")),
-            ],
-            "page_sizes": PAGE_SIZES,
-            "page_size": page_size,
-            "here": _queue_url(
-                params | ({"cursor": request.GET["cursor"]} if request.GET.get("cursor") else {})
-            ),
-            "next_url": _queue_url(params | {"cursor": page.next_cursor})
-            if page.next_cursor
-            else None,
-            "prev_url": _queue_url(params | {"cursor": page.prev_cursor})
-            if page.prev_cursor
-            else None,
-            "first_url": _queue_url(params) if request.GET.get("cursor") else None,
-            "export_query": urlencode(params),
-            "can_tag": can_tag,
-            "scorecard_url": _scorecard_url(),
-            "filter_prefix": FILTER_PREFIX,
-            "inline_fields": evidence_service.INLINE_REFERENCE_FIELD,
-            "inline_form": INLINE_FORM,
-        },
-    )
+    context = {
+        "book": book,
+        "summary": summary,
+        "stale_count": queue.stale_count(book),
+        "filter_import": queue.resolve_import(book, flt.import_id) if flt.import_id else None,
+        "flt": flt,
+        "params": params,
+        "page": page,
+        "rows": page.rows,
+        "rows_html": render_queue_rows(page.rows, can_tag=can_tag),
+        "counts": counts,
+        "tag_cards": tag_cards,
+        "matching": matching,
+        "matching_text": f"{matching:,}",
+        "counts_text": {"tagged": f"{counts.tagged:,}", "total": f"{counts.total:,}"},
+        "problem": problem,
+        "training_program": queue.training_program_id(book),
+        "programs": [(p, f"{n:,}") for p, n in queue.program_choices(book)],
+        "source_events": [r["key"] for r in (summary.by_source_event if summary else [])][:100],
+        "discount_codes": [r["key"] for r in (summary.by_discount_code if summary else [])][:100],
+        "tag_choices": _tag_choices(),
+        "tag_filter_choices": [
+            (queue.UNTAGGED, _("未標記")),
+            *_tag_choices(),
+            (queue.ALL_TAGS, _("全部")),
+        ],
+        "classifications": OrderRow.Classification.choices,
+        "settlement_states": OrderSettlement.State.choices,
+        "payment_statuses": [
+            ("paid", _("已付款")),
+            ("pending", _("待付款")),
+            ("refunded", _("已退款")),
+        ],
+        "page_sizes": PAGE_SIZES,
+        "page_size": page_size,
+        "here": _queue_url(params | ({"cursor": query["cursor"]} if query.get("cursor") else {})),
+        "next_url": _queue_url(params | {"cursor": page.next_cursor}) if page.next_cursor else None,
+        "prev_url": _queue_url(params | {"cursor": page.prev_cursor}) if page.prev_cursor else None,
+        "first_url": _queue_url(params) if query.get("cursor") else None,
+        "export_query": urlencode(params),
+        "can_tag": can_tag,
+        "scorecard_url": _scorecard_url(),
+        "filter_prefix": FILTER_PREFIX,
+        "inline_fields": evidence_service.INLINE_REFERENCE_FIELD,
+        "inline_form": INLINE_FORM,
+    }
+    # The parts without a form token, rendered once per reading.
+    context["summary_html"] = render_to_string("reconciliation/_evidence_summary.html", {**context})
+    context["filters_html"] = render_to_string("reconciliation/_evidence_filters.html", {**context})
+    return 200, context
 
 
 def _safe_next(request, fallback: str) -> str:
