@@ -15,6 +15,8 @@ from django.contrib.auth.models import Permission
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from reconciliation.selectors.memo import memoised
+
 
 def username_delay(username: str, *, now=None) -> float:
     """Seconds the account still has to wait (0 when it may sign in)."""
@@ -48,15 +50,11 @@ class ThrottledModelBackend(ModelBackend):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_perm_cache"):
-            perms = Permission.objects.all()
-            if not user_obj.is_superuser:
-                perms = perms.filter(Q(user=user_obj) | Q(group__user=user_obj))
-            user_obj._perm_cache = {
-                f"{app_label}.{codename}"
-                for app_label, codename in perms.values_list(
-                    "content_type__app_label", "codename"
-                ).order_by()
-            }
+            user_obj._perm_cache = memoised(
+                "permissions",
+                (user_obj.pk, user_obj.is_superuser),
+                lambda: _permissions(user_obj),
+            )
         return user_obj._perm_cache
 
     @staticmethod
@@ -64,3 +62,15 @@ class ThrottledModelBackend(ModelBackend):
         from django.contrib.auth import get_user_model
 
         return get_user_model().USERNAME_FIELD
+
+
+def _permissions(user) -> frozenset[str]:
+    perms = Permission.objects.all()
+    if not user.is_superuser:
+        perms = perms.filter(Q(user=user) | Q(group__user=user))
+    return frozenset(
+        f"{app_label}.{codename}"
+        for app_label, codename in perms.values_list(
+            "content_type__app_label", "codename"
+        ).order_by()
+    )

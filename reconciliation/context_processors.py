@@ -1,5 +1,6 @@
 from reconciliation.models import Notification
 from reconciliation.permissions import Action, can
+from reconciliation.selectors.memo import memoised
 
 # Which navigation link a page belongs to (its URL name → the link).
 NAV_SECTIONS = {
@@ -27,9 +28,13 @@ def navigation(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    unread = Notification.objects.filter(
-        recipient__user=user, channel=Notification.Channel.INBOX, read_at__isnull=True
-    ).count()
+    unread = memoised(
+        "unread",
+        (user.pk,),
+        Notification.objects.filter(
+            recipient__user=user, channel=Notification.Channel.INBOX, read_at__isnull=True
+        ).count,
+    )
     return {
         "nav_section": nav_section(request),
         "nav_unread": unread,

@@ -129,3 +129,20 @@ def test_huber_sees_his_tag_in_the_queue_in_the_same_second(project, louis, wade
         queue = client.get("/evidence/").content.decode()
     assert 'data-count="untagged">1<' in queue
     assert 'data-count="paid">1<' in queue
+
+
+def test_a_role_taken_away_is_refused_at_once(project, huber, client):
+    with time_machine.travel(T0, tick=False):
+        client.force_login(huber)
+        assert client.get("/evidence/").status_code == 200
+        huber.groups.clear()
+        assert client.get("/evidence/").status_code == 403
+
+
+def test_the_inbox_count_follows_what_wade_reads(project, louis, wade, client):
+    with time_machine.travel(T0, tick=False):
+        _request(louis)
+        client.force_login(wade)
+        assert 'data-testid="unread-count">1<' in client.get("/").content.decode()
+        client.post("/inbox/read/")
+        assert 'data-testid="unread-count"' not in client.get("/").content.decode()

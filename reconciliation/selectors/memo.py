@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from django.db import connection
 from django.utils import timezone, translation
 
-KEEP = 16  # answers per process: a few pages × languages × the last states
+KEEP = 32  # answers per process: a few pages and people × languages × the last states
 _answers: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 _connections = itertools.count(1)
