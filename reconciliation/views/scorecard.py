@@ -80,10 +80,14 @@ def _page(import_id, view_evidence: bool) -> dict:
     """What the page shows of the book, the same for everyone who may see
     the evidence (or not): its tables rendered once per reading."""
     card = current_scorecard(import_id=import_id)
+    claims = list(verified_claims(card.project)) if card.project else []
     context = {
         "card": card,
-        "claims": list(verified_claims(card.project)) if card.project else [],
+        "header_html": render_to_string("reconciliation/_scorecard_header.html", {"card": card}),
         "status_html": render_to_string("reconciliation/_scorecard_status.html", {"card": card}),
+        "claims_html": render_to_string(
+            "reconciliation/_scorecard_claims.html", {"claims": claims}
+        ),
     }
     if card.verified:
         sources = card.dimension("by_source_event")
