@@ -146,3 +146,19 @@ def test_the_inbox_count_follows_what_wade_reads(project, louis, wade, client):
         assert 'data-testid="unread-count">1<' in client.get("/").content.decode()
         client.post("/inbox/read/")
         assert 'data-testid="unread-count"' not in client.get("/").content.decode()
+
+
+def test_a_reading_that_never_reads_the_clock_outlives_the_second(project, louis):
+    computed = []
+
+    def compute():
+        computed.append(len(computed) + 1)
+        return computed[-1]
+
+    with time_machine.travel(T0, tick=False):
+        assert memo.memoised("clock-free", (), compute, clock=False) == 1
+    with time_machine.travel(T0 + timedelta(seconds=5), tick=False):
+        assert memo.memoised("clock-free", (), compute, clock=False) == 1
+        assert memo.memoised("clock-free", (), compute) == 2  # by the second: a new one
+        _request(louis)
+        assert memo.memoised("clock-free", (), compute, clock=False) == 3

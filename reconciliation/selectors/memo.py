@@ -60,13 +60,16 @@ def _sqlite_connection_id() -> int:
     return connection._memo_id
 
 
-def memoised(name: str, args: tuple, compute):
+def memoised(name: str, args: tuple, compute, *, clock: bool = True):
     """`compute()`, or its answer from earlier in this second when the
-    database holds the same state. The answer is shared: callers only read it."""
+    database holds the same state. `clock=False` for a reading that never
+    reads the clock: reused for as long as the state holds. The answer is
+    shared: callers only read it."""
     state = database_state()
     if state is None:
         return compute()
-    key = (name, args, translation.get_language(), state, int(timezone.now().timestamp()))
+    second = int(timezone.now().timestamp()) if clock else None
+    key = (name, args, translation.get_language(), state, second)
     with _lock:
         if key in _answers:
             _answers.move_to_end(key)

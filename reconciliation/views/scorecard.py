@@ -90,28 +90,41 @@ def _page(import_id, view_evidence: bool) -> dict:
         ),
     }
     if card.verified:
-        sources = card.dimension("by_source_event")
-        context.update(
-            {
-                "totals": card.totals,
-                "daily_chart": charts.daily_chart(card.chart_days),
-                "legend": charts.legend(),
-                "sources": sources,
-                "stream_compliance": live_selectors.compliance_flags(
-                    card.project, [r["key"] for r in sources[:30]]
-                ),
-                "source_peak": max((r["paid_amount"] for r in sources), default=0),
-                "programs": card.dimension("by_program"),
-                "discount": card.discount_conversion,
-                "exceptions": card.exceptions,
-            }
+        context["totals"] = card.totals
+        context["book_totals"] = render_to_string(
+            "reconciliation/_scorecard_totals.html",
+            {"card": card, "totals": card.totals, "discount": card.discount_conversion},
         )
-        # The fragments' one link for whoever may see the evidence (the
-        # page's own nav_can comes from the context processor).
-        fragment = {**context, "nav_can": {"view_evidence": view_evidence}}
-        context["book_totals"] = render_to_string("reconciliation/_scorecard_totals.html", fragment)
-        context["book_detail"] = render_to_string("reconciliation/_scorecard_book.html", fragment)
+        context["book_detail"] = memoised(
+            "scorecard-book",
+            (view_evidence,),
+            lambda: _book_detail(card, view_evidence),
+            clock=False,
+        )
     return context
+
+
+def _book_detail(card: Scorecard, view_evidence: bool) -> str:
+    """The book's chart and tables: what the book holds, at any time (its
+    streams link to the live pages for whoever may see the evidence)."""
+    sources = card.dimension("by_source_event")
+    return render_to_string(
+        "reconciliation/_scorecard_book.html",
+        {
+            "card": card,
+            "daily_chart": charts.daily_chart(card.chart_days),
+            "legend": charts.legend(),
+            "sources": sources,
+            "stream_compliance": live_selectors.compliance_flags(
+                card.project, [r["key"] for r in sources[:30]]
+            ),
+            "source_peak": max((r["paid_amount"] for r in sources), default=0),
+            "programs": card.dimension("by_program"),
+            "discount": card.discount_conversion,
+            "exceptions": card.exceptions,
+            "nav_can": {"view_evidence": view_evidence},
+        },
+    )
 
 
 @require_POST
