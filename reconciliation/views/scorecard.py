@@ -90,10 +90,10 @@ def _page(import_id, view_evidence: bool) -> dict:
         ),
     }
     if card.verified:
-        context["totals"] = card.totals
+        totals = context["totals"] = card.totals
         context["book_totals"] = render_to_string(
             "reconciliation/_scorecard_totals.html",
-            {"card": card, "totals": card.totals, "discount": card.discount_conversion},
+            {"card": card, "totals": totals, "discount": card.discount_conversion},
         )
         context["book_detail"] = memoised(
             "scorecard-book",

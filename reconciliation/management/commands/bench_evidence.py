@@ -34,6 +34,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test import Client
 
+from reconciliation.management.commands._bench_pages import median_ms
 from reconciliation.management.commands._orders_data import (
     TRAINING_PROGRAM,
     import_from_frame,
@@ -41,7 +42,6 @@ from reconciliation.management.commands._orders_data import (
 )
 from reconciliation.models import BookSummary, OrderRow, Project
 from reconciliation.selectors import evidence as queue
-from reconciliation.selectors import memo
 from reconciliation.services.evidence import tag_orders
 from reconciliation.services.tag_files import import_tag_file
 
@@ -108,17 +108,7 @@ class Command(BaseCommand):
         self.stdout.write(self.results[-1])
 
     def _page_ms(self, client: Client, params: dict) -> float:
-        url = "/evidence/"
-        for _ in range(2):  # warm: caches, template loading
-            assert client.get(url, params).status_code == 200
-        times = []
-        with memo.fresh():  # what the page costs to compute, not a reading reused
-            for _ in range(self.repeat):
-                start = time.perf_counter()
-                response = client.get(url, params)
-                times.append((time.perf_counter() - start) * 1000)
-                assert response.status_code == 200
-        return statistics.median(times)
+        return median_ms(client, "/evidence/", self.repeat, params=params)
 
     def _deep_cursor(self, reconciliation_import, program_id: str | None, depth: float = 0.98):
         rows = OrderRow.objects.filter(reconciliation_import=reconciliation_import)

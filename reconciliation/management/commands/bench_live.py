@@ -15,7 +15,6 @@ only the stored figures).
 
 import io
 import os
-import statistics
 import time
 
 import numpy as np
@@ -27,9 +26,9 @@ from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 
+from reconciliation.management.commands._bench_pages import median_ms
 from reconciliation.management.commands._orders_data import import_from_frame, synthetic_frame
 from reconciliation.models import BookSummary, LiveStreamFigures, Order, Project
-from reconciliation.selectors import memo
 from reconciliation.services.live import refresh_live_streams
 from reconciliation.tasks import refresh_live_figures
 
@@ -82,16 +81,7 @@ class Command(BaseCommand):
         self.stdout.write(self.results[-1])
 
     def _page_ms(self, client: Client, url: str) -> float:
-        for _ in range(2):  # warm: caches, template loading
-            assert client.get(url).status_code == 200, url
-        times = []
-        with memo.fresh():  # what the page costs to compute, not a reading reused
-            for _ in range(self.repeat):
-                start = time.perf_counter()
-                response = client.get(url)
-                times.append((time.perf_counter() - start) * 1000)
-                assert response.status_code == 200, url
-        return statistics.median(times)
+        return median_ms(client, url, self.repeat)
 
     def _refresh_s(self, project, *, orders_changed: bool) -> float:
         version = BookSummary.objects.get(pk=project.pk).version

@@ -31,11 +31,9 @@ scorecard page under 100 ms median with 2,000,000 OrderRows stored. A
 benchmark, never a test: the verdict column says met or MISSED.
 """
 
-import contextlib
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +44,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from reconciliation.management.commands import _bench_limits
-from reconciliation.selectors import memo
+from reconciliation.management.commands._bench_pages import median_ms
 
 TARGETS = {
     # rows: (seconds end to end, peak MB)
@@ -299,11 +297,11 @@ class Command(BaseCommand):
             client = Client()
             client.force_login(louis)
             result["stored_rows"] = _stored_rows()
-            result["scorecard_ms"] = _median_ms(client, "/scorecard/", page_runs)
-            result["latest_api_ms"] = _median_ms(client, LATEST, page_runs)
-            result["evidence_ms"] = _median_ms(client, "/evidence/", page_runs)
+            result["scorecard_ms"] = median_ms(client, "/scorecard/", page_runs)
+            result["latest_api_ms"] = median_ms(client, LATEST, page_runs)
+            result["evidence_ms"] = median_ms(client, "/evidence/", page_runs)
             result["reused_ms"] = {
-                url: _median_ms(client, url, page_runs, reused=True)
+                url: median_ms(client, url, page_runs, reused=True)
                 for url in ("/scorecard/", LATEST, "/evidence/")
             }
         return result
@@ -369,21 +367,6 @@ def _settle() -> None:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             cursor.execute("ANALYZE")
     time.sleep(5)
-
-
-def _median_ms(client, url: str, runs: int, *, reused: bool = False) -> float:
-    """The page's median: computed every time (what it costs), or `reused`,
-    read again while the database holds the same state (selectors/memo)."""
-    for _ in range(3):  # warm-up: templates, connections
-        assert client.get(url).status_code == 200  # noqa: S101 - a broken page is no figure
-    times = []
-    with contextlib.nullcontext() if reused else memo.fresh():
-        for _ in range(max(runs, 1)):
-            started = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200  # noqa: S101
-    return round(statistics.median(times), 1)
 
 
 def verdict(result: dict) -> str:

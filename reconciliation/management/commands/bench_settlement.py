@@ -30,9 +30,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from reconciliation.management.commands._bench_pages import median_ms
 from reconciliation.management.commands.bench_reconcile import (
     DEFAULT_POSTGRES,
-    _median_ms,
+    LATEST,
     _remove_tree,
     _settle,
 )
@@ -195,6 +196,6 @@ class Command(BaseCommand):
             "mismatches": made.mismatch_count,
             "phases": {k: round(v, 2) for k, v in getattr(made, "timings", {}).items()},
             "collected": figures["collected"],
-            "scorecard_ms": _median_ms(client, "/scorecard/", page_runs),
-            "latest_api_ms": _median_ms(client, "/api/kolable/reconciliation/latest", page_runs),
+            "scorecard_ms": median_ms(client, "/scorecard/", page_runs),
+            "latest_api_ms": median_ms(client, LATEST, page_runs),
         }
