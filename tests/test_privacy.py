@@ -186,7 +186,7 @@ def test_no_raw_value_is_stored_shown_or_logged(api_as, wade, louis, caplog, set
     assert accepted.status_code == 201
     assert raw_values[0] not in accepted.content.decode()
     fixed = Upload.objects.get(pk=accepted.json()["upload_id"])
-    cache = pd.read_parquet(normalised_cache_path(fixed.pk))
+    cache = pd.read_feather(normalised_cache_path(fixed.pk))
     cells = {str(v) for column in cache.columns for v in cache[column].tolist()}
     assert raw_values[0] not in cells
     assert privacy.hash_customer_key(raw_values[0]) in cells

@@ -7,6 +7,7 @@ import io
 import threading
 from datetime import timedelta
 
+import pandas as pd
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -394,6 +395,22 @@ def test_load_accepted_frame_follows_the_contract(api_as, wade, data_request):
     again = load_accepted_frame(upload)
     assert again.equals(frame)
     assert load_accepted_frame(upload, arrow_text=True).equals(arrow)
+
+
+def test_a_cache_written_as_parquet_before_the_arrow_cache_is_still_read(
+    api_as, wade, data_request
+):
+    """Uploads accepted by the release that cached Parquet and not imported
+    yet: their cache is read, not the file validated again."""
+    send(api_as(wade), data_request, samples.csv_bytes(samples.good_rows(3)))
+    upload = Upload.objects.get()
+    frame = load_accepted_frame(upload)
+    cache = normalised_cache_path(upload.pk)
+    # What that release wrote: the validated frame, by pandas, as Parquet.
+    pd.read_feather(cache).to_parquet(cache.with_suffix(".parquet"), index=False)
+    cache.unlink()
+    kept_path(upload).unlink()  # so the frame can only come from the Parquet cache
+    assert load_accepted_frame(upload).equals(frame)
 
 
 @pytest.mark.django_db(transaction=True)
