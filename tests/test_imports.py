@@ -19,6 +19,7 @@ from reconciliation.models import (
     ReconciliationImport,
     Upload,
 )
+from reconciliation.services.frames import kept_path, normalised_cache_path
 from reconciliation.services.imports import import_frame, import_upload
 from tests.imp_frames import accepted_upload, frame, new_request, order, upload_csv
 
@@ -280,6 +281,20 @@ def test_rows_survive_the_bulk_insert_byte_for_byte(data_request, wade, monkeypa
 
 
 # --- The automatic import: a real django-q2 worker ------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cached_frame_goes_once_its_import_committed_and_the_bytes_stay(louis, wade, api_as):
+    data_request = new_request(louis)
+    upload = upload_csv(api_as(wade), data_request, SAMPLE_ORDERS)
+    cache = normalised_cache_path(upload.pk)
+    assert cache.exists()
+    imported = import_upload(upload_id=upload.pk)
+    assert not cache.exists()
+    assert kept_path(upload).exists()
+    # Asked again (a late task, the sweep): the same import, nothing re-read.
+    assert import_upload(upload_id=upload.pk).pk == imported.pk
+    assert ReconciliationImport.objects.filter(upload=upload).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -64,6 +64,13 @@ def write_cache(upload_id, frame: pd.DataFrame) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def drop_cache(upload_id) -> None:
+    """The cached frame once its import committed: only the import reads
+    it, and the kept bytes stay (they are the record)."""
+    for path in (normalised_cache_path(upload_id), _parquet_cache_path(upload_id)):
+        path.unlink(missing_ok=True)
+
+
 def _read_cache(upload_id, *, types_mapper=None) -> pd.DataFrame | None:
     """The cached frame, None when there is none or it cannot be read."""
     path, legacy = normalised_cache_path(upload_id), _parquet_cache_path(upload_id)

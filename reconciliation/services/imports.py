@@ -53,7 +53,11 @@ from reconciliation.services.columns import (
     utc_naive,
     with_arrow_text,
 )
-from reconciliation.services.frames import load_accepted_frame, load_settlement_frame
+from reconciliation.services.frames import (
+    drop_cache,
+    load_accepted_frame,
+    load_settlement_frame,
+)
 from reconciliation.services.notify import absolute, sync_import_done
 from reconciliation.services.profiles import profile_for
 from reconciliation.services.settlement.matching import after_book_change, import_settlement
@@ -520,6 +524,7 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | Settlement
         return _record_failed(upload=upload, actor=actor, reason=str(exc))
     loaded = time.perf_counter() - started
     result = import_frame(upload=upload, frame=frame, actor=actor)
+    _drop_cache_on_commit(upload)
     if hasattr(result, "timings"):
         result.timings = {"load": loaded, **result.timings}
     return result
@@ -527,7 +532,16 @@ def import_upload(*, upload_id, actor=None) -> ReconciliationImport | Settlement
 
 def _import_settlement(upload: Upload, actor) -> SettlementImport:
     frame = load_settlement_frame(upload)
-    return import_settlement(upload=upload, frame=frame, layout=upload.layout, actor=actor)
+    result = import_settlement(upload=upload, frame=frame, layout=upload.layout, actor=actor)
+    _drop_cache_on_commit(upload)
+    return result
+
+
+def _drop_cache_on_commit(upload: Upload) -> None:
+    """The import is the cache's only reader; once it is committed the kept
+    bytes are the record (a caller's outer transaction rolled back keeps it)."""
+    upload_id = upload.pk
+    transaction.on_commit(lambda: drop_cache(upload_id))
 
 
 def import_for_request(*, data_request_id, actor) -> ReconciliationImport:
