@@ -95,16 +95,39 @@ def sql_frame(sql: str, params: list, columns) -> pd.DataFrame:
     """The rows of a plain-SQL query as a DataFrame (amount as float64,
     created_at parsed as a column: the ORM's per-value converters cost more
     than the query on 100,000+ rows)."""
+    stamps = {"created_at"}  # SQLite keeps timestamps as text under their name
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _raw_values(cursor.cursor)
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(columns))
+        if connection.vendor == "postgresql":
+            stamps = {
+                name
+                for name, column in zip(frame.columns, cursor.description, strict=True)
+                if column.type_code in _TIMESTAMP_OIDS
+            }
     if "amount" in frame:
         frame["amount"] = frame["amount"].astype(np.float64)
-    if "created_at" in frame:
-        frame["created_at"] = pd.to_datetime(
-            frame["created_at"], utc=True, format="ISO8601", cache=False
-        )
+    for name in stamps & set(frame.columns):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601", cache=False)
     return frame
+
+
+_TIMESTAMP_OIDS = frozenset({1114, 1184})  # timestamp, timestamptz
+
+
+def _raw_values(cursor) -> None:
+    """On this psycopg cursor, timestamps come back as their text and
+    numerics as floats: the frame parses the text in one vectorised pass,
+    where a datetime or Decimal per value cost ~5 µs each (0.8 s for the
+    170,000 refunded and changed orders a 1,000,000-order snapshot reads)."""
+    from psycopg.types.numeric import FloatLoader
+    from psycopg.types.string import TextLoader
+
+    for name in ("timestamptz", "timestamp"):
+        cursor.adapters.register_loader(name, TextLoader)
+    cursor.adapters.register_loader("numeric", FloatLoader)
 
 
 def quoted_columns(model, prefix: str, fields) -> str:
