@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connections
 from django.test import Client
 from django.utils import translation
 
@@ -167,6 +168,10 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django keeps this thread's connection
+        # per context: the one the browser tests opened is closed here, or
+        # it outlives them and PostgreSQL refuses to drop the test database.
+        connections.close_all()
 
 
 @pytest.fixture
