@@ -95,18 +95,23 @@ def sql_frame(sql: str, params: list, columns) -> pd.DataFrame:
     """The rows of a plain-SQL query as a DataFrame (amount as float64,
     created_at parsed as a column: the ORM's per-value converters cost more
     than the query on 100,000+ rows)."""
-    stamps = {"created_at"}  # SQLite keeps timestamps as text under their name
+    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if postgres:
             _raw_values(cursor.cursor)
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(columns))
-        if connection.vendor == "postgresql":
-            stamps = {
+        # PostgreSQL names each column's type; SQLite's driver hands back
+        # naive UTC datetimes without saying so: by name, created_at only.
+        stamps = (
+            {
                 name
                 for name, column in zip(frame.columns, cursor.description, strict=True)
                 if column.type_code in _TIMESTAMP_OIDS
             }
+            if postgres
+            else {"created_at"}
+        )
     if "amount" in frame:
         frame["amount"] = frame["amount"].astype(np.float64)
     for name in stamps & set(frame.columns):
@@ -166,8 +171,8 @@ def insert_order(frame: pd.DataFrame) -> np.ndarray:
     order = arrow_text(frame["order_id"])
     n = len(order)
     if n < 2 or pc.all(pc.greater_equal(order.slice(1), order.slice(0, n - 1))).as_py():
-        return np.arange(n)
-    return pc.sort_indices(order).to_numpy()
+        return np.arange(n, dtype=np.int64)
+    return pc.sort_indices(order).to_numpy().astype(np.int64)
 
 
 def _columns(frame: pd.DataFrame, *, postgres: bool) -> dict:

@@ -23,7 +23,7 @@ def test_orders_read_back_with_utc_times_and_float_amounts(louis, wade):
     )
     fields = ("order_id", "amount", "created_at")
     read = sql_frame(
-        f"SELECT {quoted_columns(Order, 'o', fields)} FROM kolable_orders o "  # noqa: S608
+        f"SELECT {quoted_columns(Order, 'o', fields)} FROM {Order._meta.db_table} o "  # noqa: S608
         "ORDER BY o.order_id",
         [],
         fields,
@@ -44,7 +44,7 @@ def test_a_timestamp_under_another_name_is_a_time_too(louis, wade):
         actor=wade,
     )
     read = sql_frame(
-        "SELECT o.created_at AS placed FROM kolable_orders o",  # noqa: S608
+        f"SELECT o.created_at AS placed FROM {Order._meta.db_table} o",  # noqa: S608
         [],
         ("placed",),
     )
